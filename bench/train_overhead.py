@@ -1,0 +1,133 @@
+"""dlkit's training loop against a hand-written PyTorch loop: same model, data, optimizer, one process.
+
+Runs alternate (raw, dlkit, raw, dlkit, ...) so drift in machine load hits both alike, and the
+median steps/s of each is compared. Both sides do the same work per epoch: shuffled batches of
+training, then a pass over the validation set. dlkit runs with its shipped defaults (grad clipping,
+gradient monitor, cosine schedule, per-epoch checkpoints and metrics.jsonl) unless --lean.
+
+    python bench/train_overhead.py [--rounds 3] [--epochs 3] [--lean]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlkit import console
+from dlkit.config import parse_overrides, resolve
+from dlkit.defaults import SHARED
+from dlkit.engine.loop import fit
+
+N_TRAIN, N_VAL, FEATURES, CLASSES, BATCH = 32768, 4096, 64, 10, 128
+
+
+class DictSet(TensorDataset):
+    def __getitem__(self, i):
+        x, y = super().__getitem__(i)
+        return {"x": x, "y": y}
+
+
+class Accuracy:
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.right = self.total = 0
+
+    def to(self, device):
+        return self
+
+    def update(self, preds, target):
+        self.right += int((preds.argmax(-1) == target).sum())
+        self.total += len(target)
+
+    def compute(self):
+        return torch.tensor(self.right / max(1, self.total))
+
+
+def make_data(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(CLASSES, FEATURES, generator=g) * 1.5
+    def draw(n):
+        y = torch.randint(0, CLASSES, (n,), generator=g)
+        return torch.randn(n, FEATURES, generator=g) + centers[y], y
+    return draw(N_TRAIN), draw(N_VAL)
+
+
+def make_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(FEATURES, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, CLASSES))
+
+
+def raw_loop(train, val, epochs: int) -> float:
+    """The loop a practitioner writes by hand. Returns optimizer steps per second."""
+    model = make_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    loader = DataLoader(DictSet(*train), batch_size=BATCH, shuffle=True)
+    val_loader = DataLoader(DictSet(*val), batch_size=BATCH)
+    steps = 0
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for batch in loader:
+            loss = nn.functional.cross_entropy(model(batch["x"]), batch["y"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            steps += 1
+        model.eval()
+        right = 0
+        with torch.inference_mode():
+            for batch in val_loader:
+                right += int((model(batch["x"]).argmax(-1) == batch["y"]).sum())
+    return steps / (time.perf_counter() - start)
+
+
+def step(model, batch):
+    logits = model(batch["x"])
+    return {"loss": nn.functional.cross_entropy(logits, batch["y"]), "preds": logits, "target": batch["y"]}
+
+
+def dlkit_loop(train, val, epochs: int, lean: bool) -> float:
+    extra = ["train.grad_clip=null", "grad_monitor.enabled=false", "train.scheduler=none"] if lean else []
+    cfg = resolve(SHARED, None, parse_overrides([f"data.batch_size={BATCH}", f"train.epochs={epochs}",
+                                                 "train.patience=0", "device=cpu", *extra]))
+    steps_per_epoch = -(-N_TRAIN // BATCH)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = fit(make_model(), step, DictSet(*train), DictSet(*val), {"accuracy": Accuracy()}, cfg,
+                     Path(tmp), monitor="accuracy")
+    return steps_per_epoch * result.epochs_run / result.seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lean", action="store_true", help="turn off clipping, grad monitor and schedule")
+    args = parser.parse_args(argv)
+    console.set_quiet(True)
+    torch.set_num_threads(torch.get_num_threads())
+    train, val = make_data()
+    raw_loop(train, val, 1)  # warm-up: allocator, thread pool, kernels
+    raw, ours = [], []
+    for r in range(args.rounds):
+        raw.append(raw_loop(train, val, args.epochs))
+        ours.append(dlkit_loop(train, val, args.epochs, args.lean))
+        print(f"round {r + 1}: raw {raw[-1]:.1f} steps/s, dlkit {ours[-1]:.1f} steps/s", file=sys.stderr)
+    r_med, d_med = statistics.median(raw), statistics.median(ours)
+    print(f"raw loop   {r_med:8.1f} steps/s (median of {args.rounds})")
+    print(f"dlkit fit  {d_med:8.1f} steps/s ({'lean' if args.lean else 'defaults'}: clip, grad monitor, "
+          f"cosine, checkpoints)" if not args.lean else f"dlkit fit  {d_med:8.1f} steps/s (lean)")
+    print(f"ratio      {d_med / r_med:8.3f}x  (target >= 0.95x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from dlkit.cli import main
+
+main()

@@ -1,0 +1,156 @@
+"""The `dlkit` command: one small function per command; parse, call a job, print.
+
+Heavy imports (torch, timm, transformers) happen inside the jobs, so `dlkit --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from dlkit import __version__, console
+from dlkit.errors import DlkitError
+
+app = typer.Typer(
+    name="dlkit",
+    help="From a folder of data to a trained, evaluated, exported deep-learning model.\n\n"
+    "Start with `dlkit recipes`, then `dlkit train RECIPE` (it trains on the recipe's sample data).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+JSON = typer.Option(False, "--json", help="Print one machine-readable JSON result on stdout.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dlkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    pass
+
+
+@app.command("recipes")
+def recipes_cmd(json_out: bool = JSON) -> None:
+    """List recipes: name, task, default model and sample data."""
+    from rich.table import Table
+
+    from dlkit.registry import get_recipe, recipe_names
+
+    console.set_quiet(json_out)
+    rows = []
+    for name in recipe_names():
+        cls = get_recipe(name)
+        rows.append({"name": name, "task": cls.task, "default_model": cls.default_model,
+                     "sample_data": cls.sample_data, "description": cls.description})
+    if json_out:
+        console.emit_json(rows)
+        return
+    table = Table("recipe", "task", "default model", "sample data", "description")
+    for r in rows:
+        table.add_row(r["name"], r["task"], r["default_model"], r["sample_data"], r["description"])
+    console.err.print(table)
+
+
+@app.command("info")
+def info_cmd(recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-classification."),
+             json_out: bool = JSON) -> None:
+    """Show a recipe's full default config as YAML, one documented key per line."""
+    from dlkit.config import defaults, render_yaml
+    from dlkit.jobs import schema_for
+    from dlkit.registry import get_recipe
+
+    cls = get_recipe(recipe)
+    schema = schema_for(cls)
+    if json_out:
+        console.emit_json({"recipe": recipe, "config": defaults(schema)})
+        return
+    typer.echo(f"# {cls.name}: {cls.description}\n# task: {cls.task}; monitored metric: {cls.monitor}\n")
+    typer.echo(render_yaml(schema))
+
+
+@app.command("train", context_settings={"allow_extra_args": False})
+def train_cmd(
+    recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-classification."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides: train.epochs=3 model.name=resnet18"),
+    data: Optional[str] = typer.Option(None, "--data", help="Data file or folder (default: the sample data)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config file (e.g. a run's config.yaml)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/RECIPE/TIMESTAMP)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (same as seed=N)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the latest) from its last checkpoint."),
+    json_out: bool = JSON,
+) -> None:
+    """Train a recipe; writes a run directory with config, checkpoints, metrics and eval.json."""
+    from dlkit import jobs
+
+    console.set_quiet(json_out)
+    result = jobs.train(recipe, data, config, out, overrides or [], seed, resume)
+    if json_out:
+        console.emit_json(result)
+    else:
+        console.info(f"run saved in [bold]{result['run']}[/]")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="Run directory made by `dlkit train`."),
+    data: Optional[str] = typer.Option(None, "--data", help="New labelled data to evaluate on (all of it)."),
+    json_out: bool = JSON,
+) -> None:
+    """Metrics on the run's test split (or on new labelled data), beside the naive baseline."""
+    from dlkit import jobs
+
+    console.set_quiet(json_out)
+    result = jobs.evaluate(run, data)
+    if json_out:
+        console.emit_json(result)
+
+
+@app.command("predict")
+def predict_cmd(
+    run: Path = typer.Argument(..., help="Run directory made by `dlkit train`."),
+    inputs: List[str] = typer.Argument(..., help="Files, folders (or CSV files, per recipe) to predict on."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to F.jsonl or F.csv (default: JSONL on stdout)."),
+    json_out: bool = JSON,
+) -> None:
+    """Predictions for new inputs, as JSONL (default, on stdout) or CSV."""
+    from dlkit import jobs
+
+    console.set_quiet(json_out)
+    records = jobs.predict(run, inputs, output)
+    if json_out:
+        console.emit_json({"run": str(run), "count": len(records), "output": str(output) if output else None,
+                           "predictions": records if output is None else None})
+    elif output is None:
+        jobs.print_records(records)
+
+
+def main() -> None:
+    try:
+        app()
+    except DlkitError as exc:
+        console.error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        console.error("interrupted; the run keeps its last complete checkpoint (resume with --resume)")
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user mistake: say so briefly, full trace on request
+        if os.environ.get("DLKIT_DEBUG"):
+            traceback.print_exc()
+        console.error(f"{type(exc).__name__}: {exc}\n  (set DLKIT_DEBUG=1 for the traceback)")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

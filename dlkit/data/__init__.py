@@ -1,0 +1,1 @@
+"""Shared data stages: readers, validation with clear errors, splits."""

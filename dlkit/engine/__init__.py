@@ -1,0 +1,1 @@
+"""One training loop for every recipe: devices, precision, schedules, checkpoints, progress."""

@@ -1,0 +1,315 @@
+"""The training loop, evaluation and prediction: plain functions with explicit arguments.
+
+The loop reads the loss back to the host only every `train.log_every` steps and at epoch end, so
+the device is never stalled by logging. Every epoch ends with a validation pass, a line in
+metrics.jsonl and an atomic `last` checkpoint (plus `best` when the monitored metric improved).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from dlkit import console
+from dlkit.atomic import atomic_write_text
+from dlkit.engine import checkpoint, rng
+from dlkit.engine.device import amp_dtype, autocast, move, pick_device
+from dlkit.engine.grad_monitor import GradientMonitor
+from dlkit.engine.optim import build_optimizer, build_scheduler
+from dlkit.engine.progress import TrainProgress
+from dlkit.errors import JobError
+
+Step = Callable[[torch.nn.Module, dict], dict]
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_value: float | None
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+
+
+def make_loader(dataset: Dataset, cfg: dict, shuffle: bool, collate=None) -> DataLoader:
+    """Shuffling draws from the loader's own generator, reseeded each epoch by `fit`."""
+    workers = cfg["data"]["num_workers"]
+    return DataLoader(
+        dataset,
+        batch_size=cfg["data"]["batch_size"],
+        shuffle=shuffle,
+        num_workers=workers,
+        collate_fn=collate,
+        generator=torch.Generator().manual_seed(cfg["seed"]) if shuffle else None,
+        persistent_workers=False,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def _l1_penalty(params: list[torch.Tensor]) -> torch.Tensor:
+    return torch.stack([p.abs().sum() for p in params]).sum()
+
+
+class EarlyStopping:
+    def __init__(self, patience: int, mode: str):
+        self.patience, self.mode = patience, mode
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.bad_epochs = 0
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Record an epoch's value; True when it is the best so far."""
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better and math.isfinite(value):
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+    def load(self, state: dict) -> None:
+        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+
+
+def _scalar_metrics(values: dict) -> dict[str, float]:
+    return {k: v for k, v in values.items() if isinstance(v, float)}
+
+
+def _truncate_log(log_path: Path, last_epoch: int) -> None:
+    """On resume keep only complete lines for epochs the checkpoint covers."""
+    if not log_path.exists():
+        return
+    kept = []
+    for line in log_path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("epoch", 0) <= last_epoch:
+            kept.append(line)
+    atomic_write_text(log_path, "".join(f"{line}\n" for line in kept))
+
+
+def fit(
+    model: torch.nn.Module,
+    step: Step,
+    train_set: Dataset,
+    val_set: Dataset,
+    metrics: dict,
+    cfg: dict,
+    run_dir: Path,
+    monitor: str,
+    mode: str = "max",
+    collate=None,
+    resume: bool = False,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> FitResult:
+    train, gm = cfg["train"], cfg["grad_monitor"]
+    device = pick_device(cfg["device"])
+    dtype = amp_dtype(train["amp"], device)
+    channels_last = train["channels_last"]
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    loader = make_loader(train_set, cfg, shuffle=True, collate=collate)
+    val_loader = make_loader(val_set, cfg, shuffle=False, collate=collate)
+    accum = max(1, train["grad_accum"])
+    steps_per_epoch = math.ceil(len(loader) / accum)
+    optimizer = build_optimizer(model, train)
+    scheduler = build_scheduler(optimizer, train, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type) if dtype is torch.float16 else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    l1_params = [p for p in params if p.dim() > 1]
+    grad_monitor = GradientMonitor(model, gm["vanish"], gm["explode"]) if gm["enabled"] else None
+    stopper = EarlyStopping(train["patience"], mode)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "metrics.jsonl"
+    start_epoch, global_step = 0, 0
+
+    if resume:
+        for stale in ckpt_dir.glob(".*.tmp*"):  # left by a kill in the middle of a write
+            stale.unlink()
+        meta, rest = checkpoint.load_full(ckpt_dir / "last.safetensors", model, optimizer)
+        scheduler.load_state_dict(meta["scheduler"])
+        stopper.load(meta["early_stopping"])
+        if scaler is not None and meta.get("scaler"):
+            scaler.load_state_dict(meta["scaler"])
+        rng.restore(meta["rng"], rest)
+        start_epoch, global_step = meta["epoch"] + 1, meta["step"]
+        _truncate_log(log_path, meta["epoch"])
+        console.info(f"resuming after epoch {start_epoch} (step {global_step})")
+
+    started = time.perf_counter()
+    epochs_done = start_epoch
+    end_epoch = start_epoch if stopper.should_stop else train["epochs"]
+    with TrainProgress(train["epochs"], len(loader), monitor) as progress:
+        for epoch in range(start_epoch, end_epoch):
+            epoch_start = time.perf_counter()
+            loader.generator.manual_seed(cfg["seed"] * 1000 + epoch)
+            model.train()
+            progress.start_epoch(epoch)
+            loss_sum = torch.zeros((), device=device)
+            window = torch.zeros((), device=device)
+            seen = 0
+            for i, batch in enumerate(loader):
+                batch = move(batch, device, channels_last)
+                with autocast(device, dtype):
+                    loss = step(model, batch)["loss"]
+                if train["l1"] > 0:
+                    loss = loss + train["l1"] * _l1_penalty(l1_params)
+                scaled = loss / accum
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                detached = loss.detach()
+                loss_sum += detached
+                window += detached
+                seen += 1
+                if (i + 1) % accum == 0 or i + 1 == len(loader):
+                    if scaler is not None:
+                        scaler.unscale_(optimizer)
+                    if grad_monitor is not None and global_step % gm["every"] == 0:
+                        grad_monitor.sample()
+                    if train["grad_clip"]:
+                        torch.nn.utils.clip_grad_norm_(params, train["grad_clip"])
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                    global_step += 1
+                if (i + 1) % train["log_every"] == 0:
+                    value = window.item() / train["log_every"]
+                    window.zero_()
+                    if not math.isfinite(value):
+                        raise JobError(
+                            f"the training loss became {value} at epoch {epoch + 1}, step {global_step}",
+                            "lower train.lr, keep train.grad_clip on, or set train.amp=off",
+                        )
+                    progress.update(i + 1, value)
+            train_loss = (loss_sum / max(1, seen)).item()
+            if not math.isfinite(train_loss):
+                raise JobError(f"the training loss became {train_loss} in epoch {epoch + 1}",
+                               "lower train.lr, keep train.grad_clip on, or set train.amp=off")
+            values = evaluate(model, step, val_loader, metrics, device, dtype, channels_last)
+            record = {
+                "epoch": epoch + 1,
+                "step": global_step,
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in _scalar_metrics(values).items()},
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": round(time.perf_counter() - epoch_start, 3),
+            }
+            if monitor not in values:
+                raise JobError(f"the recipe's monitored metric '{monitor}' is not among {sorted(values)}")
+            improved = stopper.update(values[monitor], epoch)
+            if grad_monitor is not None:
+                figures, warnings = grad_monitor.summary()
+                record["grad"] = figures
+                if warnings:
+                    record["grad_warnings"] = warnings
+                for w in warnings:
+                    console.warn(f"epoch {epoch + 1}: {w}")
+            with open(log_path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            rng_meta, rng_tensors = rng.capture()
+            meta = {
+                "epoch": epoch,
+                "step": global_step,
+                "scheduler": scheduler.state_dict(),
+                "early_stopping": stopper.state(),
+                "rng": rng_meta,
+                "monitor": monitor,
+                "value": values[monitor],
+                "scaler": scaler.state_dict() if scaler is not None else None,
+            }
+            checkpoint.save(ckpt_dir / "last.safetensors", model, meta, optimizer, rng_tensors)
+            if improved:
+                tmp = ckpt_dir / ".best.safetensors.tmp"
+                shutil.copyfile(ckpt_dir / "last.safetensors", tmp)
+                tmp.replace(ckpt_dir / "best.safetensors")
+            metric_text = f"val {monitor} {values[monitor]:.4f}" + (" *" if improved else "")
+            progress.end_epoch(
+                f"epoch {epoch + 1}/{train['epochs']}  loss {train_loss:.4f}  {metric_text}  "
+                f"{record['seconds']:.1f}s",
+                metric_text,
+            )
+            epochs_done = epoch + 1
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+            if stopper.should_stop:
+                console.info(f"early stop: no better val {monitor} for {stopper.patience} epochs")
+                break
+    return FitResult(
+        best_epoch=stopper.best_epoch + 1,
+        best_value=stopper.best,
+        epochs_run=epochs_done,
+        stopped_early=stopper.should_stop and epochs_done < train["epochs"],
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _to_python(value: torch.Tensor) -> float | list:
+    value = value.detach().cpu()
+    return float(value) if value.numel() == 1 and value.dim() == 0 else value.tolist()
+
+
+@torch.inference_mode()
+def evaluate(
+    model: torch.nn.Module,
+    step: Step,
+    loader: DataLoader,
+    metrics: dict,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> dict:
+    """Mean loss and every metric over a loader; scalars as floats, matrices as nested lists."""
+    model.eval()
+    for m in metrics.values():
+        m.reset()
+        m.to(device)
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    count = 0
+    for batch in loader:
+        batch = move(batch, device, channels_last)
+        with autocast(device, dtype):
+            out = step(model, batch)
+        n = len(out["target"]) if hasattr(out["target"], "__len__") else 1
+        total += out["loss"].double() * n
+        count += n
+        for m in metrics.values():
+            m.update(out["preds"], out["target"])
+    values = {"loss": (total / max(1, count)).item()}
+    for name, m in metrics.items():
+        values[name] = _to_python(m.compute())
+    return values
+
+
+@torch.inference_mode()
+def predict(model: torch.nn.Module, predict_step: Step, loader: DataLoader, device: torch.device):
+    """Run `predict_step` over a loader; returns (ids, outputs concatenated along the batch)."""
+    model.eval()
+    ids: list = []
+    outputs: dict[str, list[torch.Tensor]] = {}
+    for batch in loader:
+        ids.extend(batch.pop("id"))
+        out = predict_step(model, move(batch, device))
+        for k, v in out.items():
+            outputs.setdefault(k, []).append(v.float().cpu())
+    return ids, {k: torch.cat(v) for k, v in outputs.items()}

@@ -1,0 +1,51 @@
+"""Live progress for a person at a terminal (epochs, steps, ETA, loss, metric); a line per epoch otherwise."""
+
+from __future__ import annotations
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from dlkit import console
+
+
+class TrainProgress:
+    def __init__(self, epochs: int, steps_per_epoch: int, monitor: str):
+        self.epochs, self.steps, self.monitor = epochs, steps_per_epoch, monitor
+        self.live = console.show_progress()
+        self._bar = None
+        self._task = None
+        self._last = ""
+
+    def __enter__(self) -> "TrainProgress":
+        if self.live:
+            self._bar = Progress(
+                TextColumn("[bold]epoch {task.fields[epoch]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("loss {task.fields[loss]}  {task.fields[metric]}"),
+                console=console.err,
+                transient=False,
+            )
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def start_epoch(self, epoch: int) -> None:
+        if self._bar is not None:
+            label = f"{epoch + 1}/{self.epochs}"
+            self._task = self._bar.add_task("", total=self.steps, epoch=label, loss="-", metric=self._last)
+
+    def update(self, completed: int, loss: float | None = None) -> None:
+        if self._bar is not None and self._task is not None:
+            fields = {"loss": f"{loss:.4f}"} if loss is not None else {}
+            self._bar.update(self._task, completed=completed, **fields)
+
+    def end_epoch(self, line: str, metric_text: str) -> None:
+        self._last = metric_text
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=self.steps, metric=metric_text)
+        else:
+            console.info(line)

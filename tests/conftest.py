@@ -1,0 +1,86 @@
+"""Shared fixtures: offline, quiet, seeded; a tiny image set; running the real CLI in-process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CI", "1")  # no live progress bars in tests
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_VISION = ROOT / "sample_data" / "vision_classification"
+TINY = ["data.batch_size=16", "train.log_every=2", "grad_monitor.every=1"]
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `dlkit ARGS...` through the real entry point; returns exit code, stdout, stderr."""
+    from dlkit import console
+    from dlkit.cli import main
+
+    def run(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["dlkit", *map(str, args)])
+        console.set_quiet(False)
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("make_vc", ROOT / "sample_data" / "make_vision_classification.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_images(tmp_path_factory) -> Path:
+    """train/val/test class folders, 6 classes x 12 images, made by the sample-data generator."""
+    out = tmp_path_factory.mktemp("tiny_images")
+    _load_generator().generate(out, seed=1, per_class=12)
+    return out
+
+
+@pytest.fixture
+def flat_images(tmp_path, tiny_images) -> Path:
+    """The same images in one folder of class folders (no split folders)."""
+    import shutil
+
+    out = tmp_path / "flat"
+    for split in ("train", "val", "test"):
+        for cls_dir in (tiny_images / split).iterdir():
+            (out / cls_dir.name).mkdir(parents=True, exist_ok=True)
+            for f in cls_dir.iterdir():
+                shutil.copy(f, out / cls_dir.name / f"{split}_{f.name}")
+    return out
