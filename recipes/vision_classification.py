@@ -120,6 +120,7 @@ class VisionClassification(Recipe):
     def config(cls) -> dict:
         return {
             "data": {
+                "batch_size": 32,
                 "image_size": opt(0, "side in pixels images are resized/cropped to (0 = median side of the "
                                      "training images, between 32 and 128)"),
                 "channels": opt(3, "3 for colour, 1 for greyscale", [1, 3]),
@@ -131,7 +132,7 @@ class VisionClassification(Recipe):
             },
             "model": {"name": "resnet10t", "dropout": 0.1},
             "loss": {"label_smoothing": 0.1},
-            "train": {"lr": 2e-3, "warmup": 0.05},
+            "train": {"epochs": 15, "lr": 5e-3, "warmup": 0.05, "grad_clip": None},
         }
 
     def __init__(self, cfg: dict):

@@ -132,7 +132,7 @@ def make_image(shape: str, rng: np.random.Generator, size: int = IMAGE_SIZE) -> 
     background, base = make_background(rng, size)
     colour = pick_shape_colour(rng, base)
 
-    radius = rng.uniform(0.5, 0.9) * size / 2  # shape spans ~50-90% of the image
+    radius = rng.uniform(0.6, 0.95) * size / 2  # shape spans ~60-95% of the image
     margin = radius * 0.85  # keep the shape fully or mostly inside
     centre = (rng.uniform(margin, size - margin), rng.uniform(margin, size - margin))
     angle = rng.uniform(0, 2 * math.pi)
@@ -144,8 +144,8 @@ def make_image(shape: str, rng: np.random.Generator, size: int = IMAGE_SIZE) -> 
     pixels = background * (1 - alpha[..., None]) + colour * alpha[..., None]
 
     image = Image.fromarray(np.clip(pixels, 0, 255).round().astype(np.uint8), "RGB")
-    if rng.random() < 0.3:  # slight blur on some images
-        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 0.9)))
+    if rng.random() < 0.15:  # slight blur on some images
+        image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.6)))
 
     noise = rng.normal(0, rng.uniform(2, 6), size=(size, size, 3))
     noisy = np.asarray(image, dtype=np.float64) + noise
@@ -183,8 +183,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default: {DEFAULT_OUT})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--per-class", type=int, default=100,
-                        help="images per class, split ~70/15/15 into train/val/test (default: 100)")
+    parser.add_argument("--per-class", type=int, default=160,
+                        help="images per class, split ~70/15/15 into train/val/test (default: 160)")
     args = parser.parse_args(argv)
     if args.per_class < 3:
         parser.error("--per-class must be at least 3")

@@ -35,7 +35,7 @@ def test_recipes_lists_builtin_recipe_through_entry_points(cli):
 def test_info_yaml_is_documented_and_reusable_as_config(cli, tmp_path):
     res = cli("info", "vision-classification")
     assert res.code == 0
-    assert "epochs: 10" in res.out and "# (int) passes over the training data" in res.out
+    assert "epochs: 15" in res.out and "# (int) passes over the training data" in res.out
     cfg = yaml.safe_load(res.out)
     assert cfg["model"]["name"] == "resnet10t"
     as_json = json.loads(cli("info", "vision-classification", "--json").out)["config"]
@@ -105,10 +105,11 @@ def test_evaluate_on_new_labelled_data_uses_all_of_it(cli, tiny_images, flat_ima
 
 
 def test_default_training_beats_majority_baseline_on_sample_data(cli, tmp_path):
+    """The demo as shipped (default config, sample data): far above the majority class."""
     run = tmp_path / "run"
-    res = cli("train", "vision-classification", "--out", run, "--json", "train.epochs=4")
+    res = cli("train", "vision-classification", "--out", run, "--json")
     assert res.code == 0, res.err
     result = json.loads(res.out)
-    assert result["metrics"]["accuracy"] > result["baseline"]["accuracy"] + 0.15
+    assert result["metrics"]["accuracy"] > 0.6 > 0.17 > result["baseline"]["accuracy"]
     assert result["beats_baseline"] is True
     assert result["examples"] == len(list((SAMPLE_VISION / "test").rglob("*.png")))

@@ -15,8 +15,8 @@ from dlkit_recipes.vision_classification import VisionClassification
 def test_precedence_shared_recipe_file_override(tmp_path):
     shared_lr = SHARED["train"]["lr"].default
     cfg = build_config(VisionClassification, None, [])
-    assert cfg["train"]["lr"] == 2e-3 != shared_lr  # recipe beats shared
-    assert cfg["train"]["epochs"] == 10  # shared default kept
+    assert cfg["train"]["lr"] == 5e-3 != shared_lr  # recipe beats shared
+    assert cfg["train"]["optimizer"] == "adamw"  # shared default kept
     file = tmp_path / "c.yaml"
     file.write_text(yaml.safe_dump({"train": {"lr": 0.01, "epochs": 7}}))
     cfg = build_config(VisionClassification, file, [])

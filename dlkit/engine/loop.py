@@ -90,7 +90,7 @@ def _scalar_metrics(values: dict) -> dict[str, float]:
 
 
 def _truncate_log(log_path: Path, last_epoch: int) -> None:
-    """On resume keep only complete lines for epochs the checkpoint covers."""
+    """On resume keep only complete lines for epochs (1-based) the checkpoint covers."""
     if not log_path.exists():
         return
     kept = []
@@ -151,7 +151,7 @@ def fit(
             scaler.load_state_dict(meta["scaler"])
         rng.restore(meta["rng"], rest)
         start_epoch, global_step = meta["epoch"] + 1, meta["step"]
-        _truncate_log(log_path, meta["epoch"])
+        _truncate_log(log_path, meta["epoch"] + 1)
         console.info(f"resuming after epoch {start_epoch} (step {global_step})")
 
     started = time.perf_counter()
