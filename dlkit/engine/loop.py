@@ -164,7 +164,8 @@ def fit(
             model.train()
             progress.start_epoch(epoch)
             loss_sum = torch.zeros((), device=device)
-            window = torch.zeros((), device=device)
+            logged_sum, logged_at = 0.0, 0
+            batches = len(loader)
             seen = 0
             for i, batch in enumerate(loader):
                 batch = move(batch, device, channels_last)
@@ -172,19 +173,17 @@ def fit(
                     loss = step(model, batch)["loss"]
                 if train["l1"] > 0:
                     loss = loss + train["l1"] * _l1_penalty(l1_params)
-                scaled = loss / accum
+                scaled = loss / accum if accum > 1 else loss
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                detached = loss.detach()
-                loss_sum += detached
-                window += detached
+                loss_sum += loss.detach()
                 seen += 1
-                if (i + 1) % accum == 0 or i + 1 == len(loader):
+                if seen % accum == 0 or seen == batches:
                     if scaler is not None:
                         scaler.unscale_(optimizer)
-                    if grad_monitor is not None and global_step % gm["every"] == 0:
+                    if grad_monitor is not None and (global_step % gm["every"] == 0 or not grad_monitor.samples):
                         grad_monitor.sample()
                     if train["grad_clip"]:
-                        torch.nn.utils.clip_grad_norm_(params, train["grad_clip"])
+                        torch.nn.utils.clip_grad_norm_(params, train["grad_clip"], foreach=True)
                     if scaler is not None:
                         scaler.step(optimizer)
                         scaler.update()
@@ -193,15 +192,16 @@ def fit(
                     optimizer.zero_grad(set_to_none=True)
                     scheduler.step()
                     global_step += 1
-                if (i + 1) % train["log_every"] == 0:
-                    value = window.item() / train["log_every"]
-                    window.zero_()
+                if seen % train["log_every"] == 0:
+                    total = loss_sum.item()  # the only host sync, every log_every steps
+                    value = (total - logged_sum) / (seen - logged_at)
+                    logged_sum, logged_at = total, seen
                     if not math.isfinite(value):
                         raise JobError(
                             f"the training loss became {value} at epoch {epoch + 1}, step {global_step}",
                             "lower train.lr, keep train.grad_clip on, or set train.amp=off",
                         )
-                    progress.update(i + 1, value)
+                    progress.update(seen, value)
             train_loss = (loss_sum / max(1, seen)).item()
             if not math.isfinite(train_loss):
                 raise JobError(f"the training loss became {train_loss} in epoch {epoch + 1}",
