@@ -51,7 +51,11 @@ def recipes_cmd(json_out: bool = JSON) -> None:
     console.set_quiet(json_out)
     rows = []
     for name in recipe_names():
-        cls = get_recipe(name)
+        try:
+            cls = get_recipe(name)
+        except Exception as exc:  # a broken plug-in must not hide the others
+            console.warn(f"recipe '{name}' cannot be loaded: {type(exc).__name__}: {exc}")
+            continue
         rows.append({"name": name, "task": cls.task, "default_model": cls.default_model,
                      "sample_data": cls.sample_data, "description": cls.description})
     if json_out:
@@ -78,6 +82,26 @@ def info_cmd(recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-cl
         return
     typer.echo(f"# {cls.name}: {cls.description}\n# task: {cls.task}; monitored metric: {cls.monitor}\n")
     typer.echo(render_yaml(schema))
+
+
+@app.command("check")
+def check_cmd(
+    recipe: str = typer.Argument(..., help="Recipe name, e.g. tabular-fraud."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides, as for train."),
+    data: Optional[str] = typer.Option(None, "--data", help="Data file or folder (default: the sample data)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML config file."),
+    json_out: bool = JSON,
+) -> None:
+    """Pre-flight report on the data before training; exit 2 if a problem is fatal."""
+    from dlkit import jobs
+    from dlkit.errors import UserError
+
+    console.set_quiet(json_out)
+    result = jobs.check(recipe, data, config, overrides or [])
+    if json_out:
+        console.emit_json(result)
+    if result["fatal"]:
+        raise UserError(f"{result['fatal']} fatal problem(s) in '{result['data']}'; fix them before training")
 
 
 @app.command("train", context_settings={"allow_extra_args": False})

@@ -52,6 +52,31 @@ def resolve_data_path(value: str | None, cls: type[Recipe]) -> Path:
     return path
 
 
+def check(recipe_name: str, data: str | None = None, config_file: Path | None = None,
+          overrides: list[str] | None = None) -> dict:
+    """Pre-flight report: the recipe's findings, as a table and a dict; fatal ones are counted."""
+    cls = get_recipe(recipe_name)
+    cfg = build_config(cls, config_file, list(overrides or []) + ([f"data.path={data}"] if data else []))
+    path = resolve_data_path(cfg["data"]["path"], cls)
+    findings = cls(cfg).check(path)
+    _print_findings(path, findings)
+    return {"recipe": recipe_name, "data": str(path),
+            "fatal": sum(f.severity == "fatal" for f in findings),
+            "findings": [vars(f) for f in findings]}
+
+
+def _print_findings(path: Path, findings: list) -> None:
+    from rich.table import Table
+
+    if console.is_quiet():
+        return
+    colour = {"ok": "green", "info": "cyan", "warning": "yellow", "fatal": "bold red"}
+    table = Table("check", "result", "found", "what to do", title=f"dlkit check: {path}")
+    for f in findings:
+        table.add_row(f.check, f"[{colour.get(f.severity, 'white')}]{f.severity}[/]", f.message, f.fix)
+    console.err.print(table)
+
+
 def _latest_run(recipe: str) -> Path:
     runs = sorted((p for p in (Path("runs") / recipe).glob("*") if (p / "config.yaml").exists()),
                   key=lambda p: p.stat().st_mtime)
@@ -127,28 +152,52 @@ def train(
     model = _prepare_model(recipe, loaded.state, train=not resume)
     result = fit(
         model, recipe.step, loaded.train, loaded.val, recipe.metrics(loaded.state), cfg, run.path,
-        monitor=cls.monitor, mode=cls.monitor_mode, collate=loaded.collate, resume=resume,
-        on_epoch_end=on_epoch_end,
+        monitor=cls.monitor, mode=cls.monitor_mode, collate=recipe.collate, train_weights=loaded.train_weights,
+        resume=resume, on_epoch_end=on_epoch_end,
     )
     run.update_manifest(epochs_run=result.epochs_run, best_epoch=result.best_epoch,
                         train_seconds=round(result.seconds, 2), stopped_early=result.stopped_early)
+    _finish_training(run, recipe, loaded)
     report = _evaluate_loaded(run, recipe, loaded, split="test")
     return {"run": str(run.path), "epochs": result.epochs_run, "best_epoch": result.best_epoch,
             "train_seconds": round(result.seconds, 2), **report}
 
 
-def _evaluate_loaded(run: Run, recipe: Recipe, loaded, split: str, write: bool = True) -> dict:
+def _load_best(run: Run, recipe: Recipe, state: dict):
     from dlkit.engine import checkpoint
-    from dlkit.engine.device import amp_dtype, pick_device
+    from dlkit.engine.device import pick_device
+
+    device = pick_device(recipe.cfg["device"])
+    model = _prepare_model(recipe, state, train=False)
+    checkpoint.load_weights(run.checkpoint("best"), model)
+    return model.to(device), device
+
+
+def _finish_training(run: Run, recipe: Recipe, loaded) -> None:
+    """With the best weights: fit post-training parameters on validation, save the native format."""
+    from dlkit.engine.loop import make_loader
+    from dlkit.engine.loop import predict as run_predict
+
+    model, device = _load_best(run, recipe, loaded.state)
+    if type(recipe).calibrate is not Recipe.calibrate:
+        loader = make_loader(loaded.val, recipe.cfg, shuffle=False, collate=recipe.collate)
+        ids, outputs = run_predict(model, recipe.predict_step, loader, device)
+        extra = recipe.calibrate(ids, outputs, loaded)
+        if extra:
+            loaded.state.update(extra)
+            run.write_state(loaded.state)
+    if type(recipe).save_native is not Recipe.save_native:
+        recipe.save_native(model.cpu(), loaded.state, run.path / "model")
+
+
+def _evaluate_loaded(run: Run, recipe: Recipe, loaded, split: str, write: bool = True) -> dict:
+    from dlkit.engine.device import amp_dtype
     from dlkit.engine.loop import evaluate, make_loader
 
     cfg = recipe.cfg
-    device = pick_device(cfg["device"])
-    model = _prepare_model(recipe, loaded.state, train=False)
+    model, device = _load_best(run, recipe, loaded.state)
     which = run.checkpoint("best")
-    checkpoint.load_weights(which, model)
-    model.to(device)
-    loader = make_loader(loaded.test, cfg, shuffle=False, collate=loaded.collate)
+    loader = make_loader(loaded.test, cfg, shuffle=False, collate=recipe.collate)
     metrics = evaluate(model, recipe.step, loader, recipe.metrics(loaded.state), device,
                        amp_dtype(cfg["train"]["amp"], device))
     baseline = recipe.baseline(loaded)
@@ -204,8 +253,6 @@ def evaluate(run_path: Path, data: str | None = None) -> dict:
 
 
 def predict(run_path: Path, inputs: list[str], output: Path | None = None) -> list[dict]:
-    from dlkit.engine import checkpoint
-    from dlkit.engine.device import pick_device
     from dlkit.engine.loop import make_loader
     from dlkit.engine.loop import predict as run_predict
 
@@ -217,11 +264,9 @@ def predict(run_path: Path, inputs: list[str], output: Path | None = None) -> li
     dataset = recipe.read_inputs(inputs, state)
     if len(dataset) == 0:
         raise UserError(f"no readable inputs among: {', '.join(inputs)}")
-    device = pick_device(cfg["device"])
-    model = _prepare_model(recipe, state, train=False)
-    checkpoint.load_weights(run.checkpoint("best"), model)
-    model.to(device)
-    ids, outputs = run_predict(model, recipe.predict_step, make_loader(dataset, cfg, shuffle=False), device)
+    model, device = _load_best(run, recipe, state)
+    ids, outputs = run_predict(model, recipe.predict_step,
+                               make_loader(dataset, cfg, shuffle=False, collate=recipe.collate), device)
     records = recipe.to_records(ids, outputs, state)
     if output is not None:
         write_records(records, output)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import torch
@@ -22,14 +22,28 @@ if TYPE_CHECKING:
 
 @dataclass
 class RecipeData:
-    """Datasets yield dicts of tensors; `state` is the fitted preprocessing (JSON-serialisable)."""
+    """Datasets yield dicts (tensors plus an 'id'); `state` is the fitted preprocessing (JSON-serialisable).
+
+    `train_weights`, when set, gives each training example a sampling weight (e.g. to over-sample a rare
+    class); the engine then draws batches with replacement from those weights, reproducibly.
+    """
 
     train: Dataset | None
     val: Dataset | None
     test: Dataset | None
     state: dict[str, Any]
-    collate: Callable | None = None
     notes: list[str] = field(default_factory=list)
+    train_weights: list[float] | None = None
+
+
+@dataclass
+class Finding:
+    """One line of `dlkit check`: what was looked at, how bad it is, what was found, what to do."""
+
+    check: str
+    severity: str  # "ok", "info", "warning" or "fatal" (fatal -> exit 2)
+    message: str
+    fix: str = ""
 
 
 class Recipe(ABC):
@@ -84,6 +98,36 @@ class Recipe(ABC):
     def to_records(self, ids: list, outputs: dict[str, torch.Tensor], state: dict) -> list[dict]:
         """Turn concatenated predict outputs into one JSON-able record per input."""
 
-    def describe_eval(self, outputs: dict) -> dict:
-        """Optional extra eval.json content; default none."""
+    # --- optional hooks ----------------------------------------------------------------------
+    def check(self, path: Path) -> list[Finding]:
+        """Pre-flight findings for `dlkit check`. The default tries to read and split the data.
+
+        Recipes extend this (call super) with their own checks: schema, missing values, leakage...
+        """
+        from dlkit.errors import UserError
+
+        try:
+            data = self.load_data(path)
+        except UserError as exc:
+            return [Finding("data readable", "fatal", exc.message, exc.hint or "")]
+        sizes = " / ".join(f"{len(d) if d is not None else 0} {n}"
+                           for n, d in (("train", data.train), ("val", data.val), ("test", data.test)))
+        found = [Finding("data readable", "ok", f"{sizes} examples")]
+        found += [Finding("data notes", "warning", note) for note in data.notes]
+        return found
+
+    def collate(self, items: list[dict]) -> dict:
+        """Batch dataset items; the default stacks tensors and lists everything else (e.g. ids)."""
+        from torch.utils.data import default_collate
+
+        return default_collate(items)
+
+    def calibrate(self, ids: list, outputs: dict, data: RecipeData) -> dict:
+        """Fit post-training parameters on validation predictions (e.g. a decision threshold).
+
+        Returned keys are merged into the run's state before the final evaluation.
+        """
         return {}
+
+    def save_native(self, model: torch.nn.Module, state: dict, folder: Path) -> None:
+        """Also save the trained model in its library's own format (e.g. Hugging Face) into `folder`."""

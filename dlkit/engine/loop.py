@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from dlkit import console
 from dlkit.atomic import atomic_write_text
@@ -39,16 +39,21 @@ class FitResult:
     seconds: float
 
 
-def make_loader(dataset: Dataset, cfg: dict, shuffle: bool, collate=None) -> DataLoader:
-    """Shuffling draws from the loader's own generator, reseeded each epoch by `fit`."""
-    workers = cfg["data"]["num_workers"]
+def make_loader(dataset: Dataset, cfg: dict, shuffle: bool, collate=None,
+                weights: list[float] | None = None) -> DataLoader:
+    """Shuffling (or weighted sampling) draws from the loader's own generator, reseeded each epoch by `fit`."""
+    generator = torch.Generator().manual_seed(cfg["seed"]) if shuffle else None
+    sampler = None
+    if shuffle and weights is not None:
+        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
     return DataLoader(
         dataset,
         batch_size=cfg["data"]["batch_size"],
-        shuffle=shuffle,
-        num_workers=workers,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=cfg["data"]["num_workers"],
         collate_fn=collate,
-        generator=torch.Generator().manual_seed(cfg["seed"]) if shuffle else None,
+        generator=generator,
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
     )
@@ -115,6 +120,7 @@ def fit(
     monitor: str,
     mode: str = "max",
     collate=None,
+    train_weights: list[float] | None = None,
     resume: bool = False,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> FitResult:
@@ -125,7 +131,7 @@ def fit(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    loader = make_loader(train_set, cfg, shuffle=True, collate=collate)
+    loader = make_loader(train_set, cfg, shuffle=True, collate=collate, weights=train_weights)
     val_loader = make_loader(val_set, cfg, shuffle=False, collate=collate)
     accum = max(1, train["grad_accum"])
     steps_per_epoch = math.ceil(len(loader) / accum)
@@ -303,13 +309,19 @@ def evaluate(
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, predict_step: Step, loader: DataLoader, device: torch.device):
-    """Run `predict_step` over a loader; returns (ids, outputs concatenated along the batch)."""
+    """Run `predict_step` over a loader; returns (ids, outputs joined along the batch).
+
+    Tensor outputs are concatenated on the CPU; list outputs (strings, per-image box sets) are extended.
+    """
     model.eval()
     ids: list = []
-    outputs: dict[str, list[torch.Tensor]] = {}
+    outputs: dict[str, list] = {}
     for batch in loader:
         ids.extend(batch.pop("id"))
         out = predict_step(model, move(batch, device))
         for k, v in out.items():
-            outputs.setdefault(k, []).append(v.float().cpu())
-    return ids, {k: torch.cat(v) for k, v in outputs.items()}
+            if isinstance(v, torch.Tensor):
+                outputs.setdefault(k, []).append(v.float().cpu())
+            else:
+                outputs.setdefault(k, []).extend(v)
+    return ids, {k: torch.cat(v) if v and isinstance(v[0], torch.Tensor) else v for k, v in outputs.items()}
