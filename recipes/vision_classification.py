@@ -19,7 +19,7 @@ from dlkit.config import opt
 from dlkit.data.images import check_bad_fraction, decode, image_side, is_image, list_images
 from dlkit.data.splits import stratified_split
 from dlkit.errors import UserError
-from dlkit.recipe import Recipe, RecipeData
+from dlkit.recipe import Finding, Recipe, RecipeData
 
 SPLITS = ("train", "val", "test")
 
@@ -254,6 +254,24 @@ class VisionClassification(Recipe):
         mean = sample.mean(dim=(0, 2, 3))
         std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
         return {"mean": [round(float(m), 5) for m in mean], "std": [round(float(s), 5) for s in std]}
+
+    def check(self, path: Path) -> list[Finding]:
+        """The shared checks plus class balance of the training split."""
+        findings = super().check(path)
+        if any(f.severity == "fatal" for f in findings):
+            return findings
+        groups = self._gather(path, evaluate_all=False)
+        counts: dict[str, int] = {}
+        for _, c in groups["train"]:
+            counts[c] = counts.get(c, 0) + 1
+        low, high = min(counts.values()), max(counts.values())
+        text = ", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
+        if high > 10 * low:
+            findings.append(Finding("class balance", "warning", f"training images per class: {text}",
+                                    "collect more of the rare classes or use loss.name=focal"))
+        else:
+            findings.append(Finding("class balance", "ok", f"training images per class: {text}"))
+        return findings
 
     # --- model and step --------------------------------------------------------------------
     def build_model(self, state: dict) -> torch.nn.Module:

@@ -113,3 +113,13 @@ def test_default_training_beats_majority_baseline_on_sample_data(cli, tmp_path):
     assert result["metrics"]["accuracy"] > 0.6 > 0.17 > result["baseline"]["accuracy"]
     assert result["beats_baseline"] is True
     assert result["examples"] == len(list((SAMPLE_VISION / "test").rglob("*.png")))
+
+
+def test_check_reports_and_fails_on_fatal(cli, tiny_images, tmp_path):
+    res = cli("check", "vision-classification", "--data", tiny_images, "--json")
+    assert res.code == 0, res.err
+    found = {f["check"]: f for f in json.loads(res.out)["findings"]}
+    assert found["data readable"]["severity"] == "ok" and "class balance" in found
+    (tmp_path / "empty").mkdir()
+    res = cli("check", "vision-classification", "--data", tmp_path / "empty")
+    assert res.code == 2 and "is empty" in res.err and "fatal" in res.err
