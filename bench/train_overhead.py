@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from torchmetrics.classification import MulticlassAccuracy
 
 from dlkit import console
 from dlkit.config import parse_overrides, resolve
@@ -37,36 +38,22 @@ class DictSet(TensorDataset):
         return {"x": x, "y": y}
 
 
-class Accuracy:
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.right = self.total = 0
-
-    def to(self, device):
-        return self
-
-    def update(self, preds, target):
-        self.right += int((preds.argmax(-1) == target).sum())
-        self.total += len(target)
-
-    def compute(self):
-        return torch.tensor(self.right / max(1, self.total))
-
-
 def make_data(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     centers = torch.randn(CLASSES, FEATURES, generator=g) * 1.5
+
     def draw(n):
         y = torch.randint(0, CLASSES, (n,), generator=g)
         return torch.randn(n, FEATURES, generator=g) + centers[y], y
+
     return draw(N_TRAIN), draw(N_VAL)
 
 
 def make_model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(FEATURES, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, CLASSES))
+    return nn.Sequential(
+        nn.Linear(FEATURES, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, CLASSES)
+    )
 
 
 def raw_loop(train, val, epochs: int, lean: bool) -> float:
@@ -108,12 +95,25 @@ def step(model, batch):
 
 def dlkit_loop(train, val, epochs: int, lean: bool) -> float:
     extra = ["train.grad_clip=null", "grad_monitor.enabled=false", "train.scheduler=none"] if lean else []
-    cfg = resolve(SHARED, None, parse_overrides([f"data.batch_size={BATCH}", f"train.epochs={epochs}",
-                                                 "train.patience=0", "device=cpu", *extra]))
+    cfg = resolve(
+        SHARED,
+        None,
+        parse_overrides(
+            [f"data.batch_size={BATCH}", f"train.epochs={epochs}", "train.patience=0", "device=cpu", *extra]
+        ),
+    )
     steps_per_epoch = -(-N_TRAIN // BATCH)
     with tempfile.TemporaryDirectory() as tmp:
-        result = fit(make_model(), step, DictSet(*train), DictSet(*val), {"accuracy": Accuracy()}, cfg,
-                     Path(tmp), monitor="accuracy")
+        result = fit(
+            make_model(),
+            step,
+            DictSet(*train),
+            DictSet(*val),
+            {"accuracy": MulticlassAccuracy(CLASSES, average="micro")},
+            cfg,
+            Path(tmp),
+            monitor="accuracy",
+        )
     return steps_per_epoch * result.epochs_run / result.seconds
 
 

@@ -9,7 +9,6 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -36,7 +35,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
 ) -> None:
     pass
 
@@ -56,8 +57,15 @@ def recipes_cmd(json_out: bool = JSON) -> None:
         except Exception as exc:  # a broken plug-in must not hide the others
             console.warn(f"recipe '{name}' cannot be loaded: {type(exc).__name__}: {exc}")
             continue
-        rows.append({"name": name, "task": cls.task, "default_model": cls.default_model,
-                     "sample_data": cls.sample_data, "description": cls.description})
+        rows.append(
+            {
+                "name": name,
+                "task": cls.task,
+                "default_model": cls.default_model,
+                "sample_data": cls.sample_data,
+                "description": cls.description,
+            }
+        )
     if json_out:
         console.emit_json(rows)
         return
@@ -68,8 +76,9 @@ def recipes_cmd(json_out: bool = JSON) -> None:
 
 
 @app.command("info")
-def info_cmd(recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-classification."),
-             json_out: bool = JSON) -> None:
+def info_cmd(
+    recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-classification."), json_out: bool = JSON
+) -> None:
     """Show a recipe's full default config as YAML, one documented key per line."""
     from dlkit.config import defaults, render_yaml
     from dlkit.jobs import schema_for
@@ -87,9 +96,9 @@ def info_cmd(recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-cl
 @app.command("check")
 def check_cmd(
     recipe: str = typer.Argument(..., help="Recipe name, e.g. tabular-fraud."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides, as for train."),
-    data: Optional[str] = typer.Option(None, "--data", help="Data file or folder (default: the sample data)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config file."),
+    overrides: list[str] | None = typer.Argument(None, help="Config overrides, as for train."),
+    data: str | None = typer.Option(None, "--data", help="Data file or folder (default: the sample data)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config file."),
     json_out: bool = JSON,
 ) -> None:
     """Pre-flight report on the data before training; exit 2 if a problem is fatal."""
@@ -107,12 +116,16 @@ def check_cmd(
 @app.command("train", context_settings={"allow_extra_args": False})
 def train_cmd(
     recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-classification."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="Config overrides: train.epochs=3 model.name=resnet18"),
-    data: Optional[str] = typer.Option(None, "--data", help="Data file or folder (default: the sample data)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config file (e.g. a run's config.yaml)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/RECIPE/TIMESTAMP)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (same as seed=N)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the latest) from its last checkpoint."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="Config overrides: train.epochs=3 model.name=resnet18"
+    ),
+    data: str | None = typer.Option(None, "--data", help="Data file or folder (default: the sample data)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML config file (e.g. a run's config.yaml)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default runs/RECIPE/TIMESTAMP)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (same as seed=N)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out (or the latest) from its last checkpoint."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Train a recipe; writes a run directory with config, checkpoints, metrics and eval.json."""
@@ -129,7 +142,7 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="Run directory made by `dlkit train`."),
-    data: Optional[str] = typer.Option(None, "--data", help="New labelled data to evaluate on (all of it)."),
+    data: str | None = typer.Option(None, "--data", help="New labelled data to evaluate on (all of it)."),
     json_out: bool = JSON,
 ) -> None:
     """Metrics on the run's test split (or on new labelled data), beside the naive baseline."""
@@ -144,8 +157,10 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     run: Path = typer.Argument(..., help="Run directory made by `dlkit train`."),
-    inputs: List[str] = typer.Argument(..., help="Files, folders (or CSV files, per recipe) to predict on."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to F.jsonl or F.csv (default: JSONL on stdout)."),
+    inputs: list[str] = typer.Argument(..., help="Files, folders (or CSV files, per recipe) to predict on."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write to F.jsonl or F.csv (default: JSONL on stdout)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Predictions for new inputs, as JSONL (default, on stdout) or CSV."""
@@ -154,8 +169,14 @@ def predict_cmd(
     console.set_quiet(json_out)
     records = jobs.predict(run, inputs, output)
     if json_out:
-        console.emit_json({"run": str(run), "count": len(records), "output": str(output) if output else None,
-                           "predictions": records if output is None else None})
+        console.emit_json(
+            {
+                "run": str(run),
+                "count": len(records),
+                "output": str(output) if output else None,
+                "predictions": records if output is None else None,
+            }
+        )
     elif output is None:
         jobs.print_records(records)
 

@@ -37,8 +37,13 @@ class Option:
         return f"{name} or null" if self.nullable else name
 
 
-def opt(default: Any, help: str, choices: tuple | list | None = None, type: type | None = None,
-        nullable: bool = False) -> Option:
+def opt(
+    default: Any,
+    help: str,
+    choices: tuple | list | None = None,
+    type: type | None = None,
+    nullable: bool = False,
+) -> Option:
     """One documented key. A null default (or nullable=True) lets users set it to null to turn it off."""
     if default is None and type is None:
         raise TypeError(f"option '{help}' defaults to null, so it needs an explicit type")
@@ -100,7 +105,16 @@ def _coerce(path: str, option: Option, value: Any) -> Any:
     if kind is bool:
         if isinstance(value, bool):
             out = value
-        elif isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        elif isinstance(value, str) and value.lower() in (
+            "true",
+            "yes",
+            "on",
+            "1",
+            "false",
+            "no",
+            "off",
+            "0",
+        ):
             out = value.lower() in ("true", "yes", "on", "1")
         else:
             raise bad
@@ -195,9 +209,13 @@ def load_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"config file '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise UserError(
+            f"config file '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
+        ) from None
     if not isinstance(data, dict):
-        raise UserError(f"config file '{path}' must hold a mapping of keys to values, not {type(data).__name__}")
+        raise UserError(
+            f"config file '{path}' must hold a mapping of keys to values, not {type(data).__name__}"
+        )
     return data
 
 

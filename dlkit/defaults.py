@@ -16,16 +16,25 @@ SHARED: Schema = {
     },
     "model": {
         "name": opt("", "model architecture (recipe-specific)"),
-        "pretrained": opt(None, "local path to weights to start from (safetensors or .pth state dict)", type=str),
-        "init": opt("default", "weight init for layers trained from scratch",
-                    ["default", "kaiming", "xavier", "orthogonal"]),
-        "activation": opt("relu", "activation for nets dlkit builds itself",
-                          ["relu", "gelu", "silu", "tanh", "leaky_relu"]),
+        "pretrained": opt(
+            None, "local path to weights to start from (safetensors or .pth state dict)", type=str
+        ),
+        "init": opt(
+            "default",
+            "weight init for layers trained from scratch",
+            ["default", "kaiming", "xavier", "orthogonal"],
+        ),
+        "activation": opt(
+            "relu", "activation for nets dlkit builds itself", ["relu", "gelu", "silu", "tanh", "leaky_relu"]
+        ),
         "dropout": opt(0.0, "dropout probability before the output layer"),
     },
     "loss": {
-        "name": opt("cross_entropy", "training loss (recipes accept the ones that fit their task)",
-                    ["cross_entropy", "focal", "mse", "mae", "kl_div"]),
+        "name": opt(
+            "cross_entropy",
+            "training loss (recipes accept the ones that fit their task)",
+            ["cross_entropy", "focal", "mse", "mae", "kl_div"],
+        ),
         "label_smoothing": opt(0.0, "label smoothing for cross-entropy (0 = off)"),
     },
     "train": {
@@ -35,22 +44,31 @@ SHARED: Schema = {
         "weight_decay": opt(0.01, "L2 penalty (decoupled for AdamW); not applied to biases and norms"),
         "l1": opt(0.0, "L1 penalty on weights, added to the loss (0 = off)"),
         "momentum": opt(0.9, "SGD momentum"),
-        "scheduler": opt("cosine", "learning-rate schedule after warmup", ["none", "cosine", "step", "onecycle"]),
+        "scheduler": opt(
+            "cosine", "learning-rate schedule after warmup", ["none", "cosine", "step", "onecycle"]
+        ),
         "warmup": opt(0.0, "fraction of all steps spent warming the lr up linearly from 0"),
         "step_every": opt(3, "epochs between lr drops for the step schedule"),
         "step_gamma": opt(0.1, "lr multiplier at each drop for the step schedule"),
         "grad_accum": opt(1, "batches whose gradients add up before one optimizer step"),
         "grad_clip": opt(1.0, "clip the global gradient norm to this (null = off)", nullable=True),
-        "amp": opt("auto", "mixed precision: auto = bf16 on CUDA where supported, off on CPU",
-                   ["auto", "bf16", "fp16", "off"]),
+        "amp": opt(
+            "auto",
+            "mixed precision: auto = bf16 on CUDA where supported, off on CPU",
+            ["auto", "bf16", "fp16", "off"],
+        ),
         "channels_last": opt(False, "channels-last memory format for conv nets (faster on recent GPUs)"),
-        "patience": opt(5, "stop after this many epochs without improvement of the monitored metric (0 = off)"),
+        "patience": opt(
+            5, "stop after this many epochs without improvement of the monitored metric (0 = off)"
+        ),
         "log_every": opt(20, "steps between loss read-outs (the only host syncs in the loop)"),
     },
     "grad_monitor": {
         "enabled": opt(True, "summarise per-layer gradient norms each epoch and warn when unhealthy"),
         "every": opt(20, "steps between gradient-norm samples"),
-        "vanish": opt(1e-5, "warn when the earliest layers' gradient norm is below this fraction of the last layers'"),
+        "vanish": opt(
+            1e-5, "warn when the earliest layers' gradient norm is below this fraction of the last layers'"
+        ),
         "explode": opt(1e3, "warn when any layer's gradient norm rises above this (or is NaN/Inf)"),
     },
 }

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from dlkit import console
 from dlkit.config import load_yaml, merge_schema, parse_overrides, resolve
@@ -23,7 +23,9 @@ def schema_for(cls: type[Recipe]) -> dict:
     return merge_schema(SHARED, cls.config())
 
 
-def build_config(cls: type[Recipe], config_file: Path | None, overrides: list[str], base: dict | None = None) -> dict:
+def build_config(
+    cls: type[Recipe], config_file: Path | None, overrides: list[str], base: dict | None = None
+) -> dict:
     """shared defaults < recipe defaults < (run config when resuming) < --config file < key=value."""
     schema = schema_for(cls)
     layers = [base or {}, load_yaml(config_file) if config_file else {}]
@@ -48,21 +50,30 @@ def resolve_data_path(value: str | None, cls: type[Recipe]) -> Path:
     if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
         path = PROJECT_ROOT / path
     if not path.exists():
-        raise UserError(f"data path '{raw}' does not exist", "pass --data PATH to a folder or file of your data")
+        raise UserError(
+            f"data path '{raw}' does not exist", "pass --data PATH to a folder or file of your data"
+        )
     return path
 
 
-def check(recipe_name: str, data: str | None = None, config_file: Path | None = None,
-          overrides: list[str] | None = None) -> dict:
+def check(
+    recipe_name: str,
+    data: str | None = None,
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+) -> dict:
     """Pre-flight report: the recipe's findings, as a table and a dict; fatal ones are counted."""
     cls = get_recipe(recipe_name)
     cfg = build_config(cls, config_file, list(overrides or []) + ([f"data.path={data}"] if data else []))
     path = resolve_data_path(cfg["data"]["path"], cls)
     findings = cls(cfg).check(path)
     _print_findings(path, findings)
-    return {"recipe": recipe_name, "data": str(path),
-            "fatal": sum(f.severity == "fatal" for f in findings),
-            "findings": [vars(f) for f in findings]}
+    return {
+        "recipe": recipe_name,
+        "data": str(path),
+        "fatal": sum(f.severity == "fatal" for f in findings),
+        "findings": [vars(f) for f in findings],
+    }
 
 
 def _print_findings(path: Path, findings: list) -> None:
@@ -78,10 +89,14 @@ def _print_findings(path: Path, findings: list) -> None:
 
 
 def _latest_run(recipe: str) -> Path:
-    runs = sorted((p for p in (Path("runs") / recipe).glob("*") if (p / "config.yaml").exists()),
-                  key=lambda p: p.stat().st_mtime)
+    runs = sorted(
+        (p for p in (Path("runs") / recipe).glob("*") if (p / "config.yaml").exists()),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not runs:
-        raise UserError(f"no run of '{recipe}' to resume under runs/{recipe}", "pass --out RUN_DIR with --resume")
+        raise UserError(
+            f"no run of '{recipe}' to resume under runs/{recipe}", "pass --out RUN_DIR with --resume"
+        )
     return runs[-1]
 
 
@@ -95,8 +110,10 @@ def _prepare_model(recipe: Recipe, state: dict, train: bool):
         init_weights(model, cfg["init"], cfg["activation"])
         if cfg["pretrained"]:
             skipped = load_pretrained(model, cfg["pretrained"])
-            console.info(f"loaded weights from {cfg['pretrained']}"
-                         + (f" ({len(skipped)} tensors left at init: {', '.join(skipped[:4])}...)" if skipped else ""))
+            console.info(
+                f"loaded weights from {cfg['pretrained']}"
+                + (f" ({len(skipped)} tensors left at init: {', '.join(skipped[:4])}...)" if skipped else "")
+            )
     return model
 
 
@@ -147,20 +164,41 @@ def train(
         run.write_config(cfg)
         run.write_state(loaded.state)
         run.write_manifest(recipe_name, cfg, str(device), fingerprint(data_path))
-    console.info(f"[bold]{recipe_name}[/] -> {run.path}  (device {device}, "
-                 f"{len(loaded.train)} train / {len(loaded.val)} val / {len(loaded.test)} test)")
+    console.info(
+        f"[bold]{recipe_name}[/] -> {run.path}  (device {device}, "
+        f"{len(loaded.train)} train / {len(loaded.val)} val / {len(loaded.test)} test)"
+    )
     model = _prepare_model(recipe, loaded.state, train=not resume)
     result = fit(
-        model, recipe.step, loaded.train, loaded.val, recipe.metrics(loaded.state), cfg, run.path,
-        monitor=cls.monitor, mode=cls.monitor_mode, collate=recipe.collate, train_weights=loaded.train_weights,
-        resume=resume, on_epoch_end=on_epoch_end,
+        model,
+        recipe.step,
+        loaded.train,
+        loaded.val,
+        recipe.metrics(loaded.state),
+        cfg,
+        run.path,
+        monitor=cls.monitor,
+        mode=cls.monitor_mode,
+        collate=recipe.collate,
+        train_weights=loaded.train_weights,
+        resume=resume,
+        on_epoch_end=on_epoch_end,
     )
-    run.update_manifest(epochs_run=result.epochs_run, best_epoch=result.best_epoch,
-                        train_seconds=round(result.seconds, 2), stopped_early=result.stopped_early)
+    run.update_manifest(
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        train_seconds=round(result.seconds, 2),
+        stopped_early=result.stopped_early,
+    )
     _finish_training(run, recipe, loaded)
     report = _evaluate_loaded(run, recipe, loaded, split="test")
-    return {"run": str(run.path), "epochs": result.epochs_run, "best_epoch": result.best_epoch,
-            "train_seconds": round(result.seconds, 2), **report}
+    return {
+        "run": str(run.path),
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(result.seconds, 2),
+        **report,
+    }
 
 
 def _load_best(run: Run, recipe: Recipe, state: dict):
@@ -198,12 +236,21 @@ def _evaluate_loaded(run: Run, recipe: Recipe, loaded, split: str, write: bool =
     model, device = _load_best(run, recipe, loaded.state)
     which = run.checkpoint("best")
     loader = make_loader(loaded.test, cfg, shuffle=False, collate=recipe.collate)
-    metrics = evaluate(model, recipe.step, loader, recipe.metrics(loaded.state), device,
-                       amp_dtype(cfg["train"]["amp"], device))
+    metrics = evaluate(
+        model,
+        recipe.step,
+        loader,
+        recipe.metrics(loaded.state),
+        device,
+        amp_dtype(cfg["train"]["amp"], device),
+    )
     baseline = recipe.baseline(loaded)
     monitor = type(recipe).monitor
-    better = (metrics[monitor] > baseline[monitor]) if type(recipe).monitor_mode == "max" \
+    better = (
+        (metrics[monitor] > baseline[monitor])
+        if type(recipe).monitor_mode == "max"
         else (metrics[monitor] < baseline[monitor])
+    )
     result = {
         "split": split,
         "examples": len(loaded.test),
@@ -247,8 +294,9 @@ def evaluate(run_path: Path, data: str | None = None) -> dict:
         console.warn(note)
     if not loaded.test or len(loaded.test) == 0:
         raise UserError(f"no labelled examples to evaluate in '{path}'")
-    result = _evaluate_loaded(run, recipe, loaded, split="test" if data is None else f"all of {path}",
-                              write=data is None)
+    result = _evaluate_loaded(
+        run, recipe, loaded, split="test" if data is None else f"all of {path}", write=data is None
+    )
     return {"run": str(run.path), **result}
 
 
@@ -265,8 +313,9 @@ def predict(run_path: Path, inputs: list[str], output: Path | None = None) -> li
     if len(dataset) == 0:
         raise UserError(f"no readable inputs among: {', '.join(inputs)}")
     model, device = _load_best(run, recipe, state)
-    ids, outputs = run_predict(model, recipe.predict_step,
-                               make_loader(dataset, cfg, shuffle=False, collate=recipe.collate), device)
+    ids, outputs = run_predict(
+        model, recipe.predict_step, make_loader(dataset, cfg, shuffle=False, collate=recipe.collate), device
+    )
     records = recipe.to_records(ids, outputs, state)
     if output is not None:
         write_records(records, output)
@@ -277,7 +326,9 @@ def predict(run_path: Path, inputs: list[str], output: Path | None = None) -> li
 def write_records(records: list[dict], output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".csv":
-        flat = [{k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in records]
+        flat = [
+            {k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()} for r in records
+        ]
         fields = list(dict.fromkeys(k for r in flat for k in r))
         with open(output, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields)

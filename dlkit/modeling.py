@@ -61,7 +61,9 @@ class KLDivLoss(nn.Module):
         return F.kl_div(F.log_softmax(logits, -1), target, reduction="batchmean")
 
 
-def make_loss(loss_cfg: dict, allowed: tuple[str, ...], class_weight: torch.Tensor | None = None) -> nn.Module:
+def make_loss(
+    loss_cfg: dict, allowed: tuple[str, ...], class_weight: torch.Tensor | None = None
+) -> nn.Module:
     """Build the configured loss, refusing ones that do not fit the recipe's task."""
     name = loss_cfg["name"]
     if name not in allowed:
@@ -79,7 +81,9 @@ def load_pretrained(model: nn.Module, path: str) -> list[str]:
     """Load local weights without unpickling code; returns the keys that did not fit (e.g. a new head)."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise UserError(f"model.pretrained file '{file}' does not exist", "give a local .safetensors or .pth file")
+        raise UserError(
+            f"model.pretrained file '{file}' does not exist", "give a local .safetensors or .pth file"
+        )
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -93,7 +97,9 @@ def load_pretrained(model: nn.Module, path: str) -> list[str]:
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:
-        raise UserError(f"no tensor in '{file}' fits model (names or shapes differ)",
-                        "check that model.name matches the architecture the weights came from")
+        raise UserError(
+            f"no tensor in '{file}' fits model (names or shapes differ)",
+            "check that model.name matches the architecture the weights came from",
+        )
     model.load_state_dict(fitting, strict=False)
     return sorted(set(own) - set(fitting))

@@ -71,8 +71,7 @@ class Recipe(ABC):
         """
 
     @abstractmethod
-    def build_model(self, state: dict) -> torch.nn.Module:
-        ...
+    def build_model(self, state: dict) -> torch.nn.Module: ...
 
     @abstractmethod
     def step(self, model: torch.nn.Module, batch: dict) -> dict:
@@ -91,8 +90,7 @@ class Recipe(ABC):
         """Raw files/folders/rows for `predict` -> dataset of dicts with an 'id' and model inputs."""
 
     @abstractmethod
-    def predict_step(self, model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]:
-        ...
+    def predict_step(self, model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]: ...
 
     @abstractmethod
     def to_records(self, ids: list, outputs: dict[str, torch.Tensor], state: dict) -> list[dict]:
@@ -110,8 +108,10 @@ class Recipe(ABC):
             data = self.load_data(path)
         except UserError as exc:
             return [Finding("data readable", "fatal", exc.message, exc.hint or "")]
-        sizes = " / ".join(f"{len(d) if d is not None else 0} {n}"
-                           for n, d in (("train", data.train), ("val", data.val), ("test", data.test)))
+        sizes = " / ".join(
+            f"{len(d) if d is not None else 0} {n}"
+            for n, d in (("train", data.train), ("val", data.val), ("test", data.test))
+        )
         found = [Finding("data readable", "ok", f"{sizes} examples")]
         found += [Finding("data notes", "warning", note) for note in data.notes]
         return found
@@ -129,5 +129,5 @@ class Recipe(ABC):
         """
         return {}
 
-    def save_native(self, model: torch.nn.Module, state: dict, folder: Path) -> None:
+    def save_native(self, model: torch.nn.Module, state: dict, folder: Path) -> None:  # noqa: B027
         """Also save the trained model in its library's own format (e.g. Hugging Face) into `folder`."""

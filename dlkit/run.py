@@ -1,7 +1,7 @@
 """The run directory: the contract between train, evaluate, predict, report and export.
 
-    config.yaml  manifest.json  preprocess/state.json  checkpoints/{last,best}.safetensors
-    metrics.jsonl  eval.json  report/  exported/
+config.yaml  manifest.json  preprocess/state.json  checkpoints/{last,best}.safetensors
+metrics.jsonl  eval.json  report/  exported/
 """
 
 from __future__ import annotations
@@ -38,8 +38,13 @@ def fingerprint(path: Path) -> dict:
         else:
             st = p.stat()
             digest.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
-    return {"path": str(path), "sha256": digest.hexdigest(), "files": len(files), "bytes": total,
-            "method": "contents" if by_content else "names+sizes+mtimes"}
+    return {
+        "path": str(path),
+        "sha256": digest.hexdigest(),
+        "files": len(files),
+        "bytes": total,
+        "method": "contents" if by_content else "names+sizes+mtimes",
+    }
 
 
 def default_run_dir(recipe: str, root: Path = Path("runs")) -> Path:
@@ -65,7 +70,7 @@ class Run:
             )
 
     @classmethod
-    def create(cls, path: Path) -> "Run":
+    def create(cls, path: Path) -> Run:
         cls.ensure_free(path)
         path.mkdir(parents=True, exist_ok=True)
         (path / "preprocess").mkdir(exist_ok=True)
@@ -73,11 +78,13 @@ class Run:
         return cls(path)
 
     @classmethod
-    def open(cls, path: Path) -> "Run":
+    def open(cls, path: Path) -> Run:
         path = Path(path)
         if not path.is_dir():
             raise UserError(f"run directory '{path}' does not exist", "give a folder made by `dlkit train`")
-        missing = [n for n in ("config.yaml", "manifest.json", "preprocess/state.json") if not (path / n).is_file()]
+        missing = [
+            n for n in ("config.yaml", "manifest.json", "preprocess/state.json") if not (path / n).is_file()
+        ]
         if missing:
             raise UserError(
                 f"'{path}' is not a dlkit run directory (missing {', '.join(missing)})",

@@ -11,13 +11,20 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")
 
-SPECIAL = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
-           "mask_token": "[MASK]", "bos_token": "<s>", "eos_token": "</s>"}
+SPECIAL = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+}
 
 
 def clean_text(text: str) -> str:
@@ -27,8 +34,13 @@ def clean_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, kind: str = "wordpiece",
-                    lowercase: bool = True, min_frequency: int = 2):
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = 8000,
+    kind: str = "wordpiece",
+    lowercase: bool = True,
+    min_frequency: int = 2,
+):
     """A WordPiece (BERT-style) or byte-level BPE tokenizer trained on `texts`, as PreTrainedTokenizerFast."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -40,15 +52,22 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000, kind: str = "w
         tok.normalizer = normalizers.Sequence(norm)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=specials)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials
+        )
     elif kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
-        tok.normalizer = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
+        tok.normalizer = normalizers.Sequence(
+            [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+        )
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}")
     tok.train_from_iterator(list(texts), trainer=trainer)

@@ -27,8 +27,15 @@ SPLITS = ("train", "val", "test")
 class ImageSet(Dataset):
     """Labelled (or unlabelled, label -1) images as dicts {'image', 'label', 'id'}."""
 
-    def __init__(self, paths: list[Path], labels: list[int], size: int, channels: int,
-                 transform=None, cache: bool = True):
+    def __init__(
+        self,
+        paths: list[Path],
+        labels: list[int],
+        size: int,
+        channels: int,
+        transform=None,
+        cache: bool = True,
+    ):
         self.paths, self.labels, self.size, self.channels = paths, labels, size, channels
         self.transform = transform
         self.bad: list[Path] = []
@@ -69,15 +76,20 @@ def _scan_folder(folder: Path) -> list[tuple[Path, str]]:
     classes = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
         loose = [p for p in folder.iterdir() if p.is_file() and is_image(p)]
-        hint = ("images must sit in one sub-folder per class, e.g. DATA/cat/1.png"
-                if loose else "put images in one sub-folder per class, e.g. DATA/cat/1.png")
+        hint = (
+            "images must sit in one sub-folder per class, e.g. DATA/cat/1.png"
+            if loose
+            else "put images in one sub-folder per class, e.g. DATA/cat/1.png"
+        )
         raise UserError(f"no class folders in '{folder}'", hint)
     items = []
     for d in classes:
         found = list_images(d)
         if not found:
-            raise UserError(f"class folder '{d}' has no images",
-                            "add images (png, jpg, bmp, gif, tif, webp) or remove the folder")
+            raise UserError(
+                f"class folder '{d}' has no images",
+                "add images (png, jpg, bmp, gif, tif, webp) or remove the folder",
+            )
         items += [(p, d.name) for p in found]
     return items
 
@@ -94,8 +106,10 @@ def _read_csv(path: Path) -> tuple[list[tuple[Path, str]], list[str | None]]:
     columns = list(rows[0].keys())
     for col in ("path", "label"):
         if col not in columns:
-            raise UserError(f"CSV '{path}' has no '{col}' column (columns: {', '.join(map(str, columns))})",
-                            "the header must name 'path' and 'label' (and optionally 'split')")
+            raise UserError(
+                f"CSV '{path}' has no '{col}' column (columns: {', '.join(map(str, columns))})",
+                "the header must name 'path' and 'label' (and optionally 'split')",
+            )
     items, splits = [], []
     for n, row in enumerate(rows, start=2):
         if not row["path"] or not row["label"]:
@@ -121,14 +135,22 @@ class VisionClassification(Recipe):
         return {
             "data": {
                 "batch_size": 32,
-                "image_size": opt(0, "side in pixels images are resized/cropped to (0 = median side of the "
-                                     "training images, between 32 and 128)"),
+                "image_size": opt(
+                    0,
+                    "side in pixels images are resized/cropped to (0 = median side of the "
+                    "training images, between 32 and 128)",
+                ),
                 "channels": opt(3, "3 for colour, 1 for greyscale", [1, 3]),
-                "augment": opt("light", "augmentation preset: light = random crop + flip; strong adds "
-                                        "TrivialAugment and erasing", ["none", "light", "strong"]),
+                "augment": opt(
+                    "light",
+                    "augmentation preset: light = random crop + flip; strong adds TrivialAugment and erasing",
+                    ["none", "light", "strong"],
+                ),
                 "hflip": opt(True, "random horizontal flips in light/strong augmentation"),
                 "cache": opt(True, "decode images once and keep them in memory (turn off for huge sets)"),
-                "max_bad_fraction": opt(0.05, "share of unreadable images skipped with a warning before failing"),
+                "max_bad_fraction": opt(
+                    0.05, "share of unreadable images skipped with a warning before failing"
+                ),
             },
             "model": {"name": "resnet10t", "dropout": 0.1},
             "loss": {"label_smoothing": 0.1},
@@ -146,12 +168,14 @@ class VisionClassification(Recipe):
         """Items per split: explicit train/val/test folders or CSV column, else a stratified split."""
         if path.is_file():
             if path.suffix.lower() != ".csv":
-                raise UserError(f"data file '{path}' is not a CSV", "give a folder of class folders or a path,label CSV")
+                raise UserError(
+                    f"data file '{path}' is not a CSV", "give a folder of class folders or a path,label CSV"
+                )
             items, splits = _read_csv(path)
             if evaluate_all:
                 return {"test": items}
             if any(splits):
-                groups = {s: [it for it, sp in zip(items, splits) if sp == s] for s in SPLITS}
+                groups = {s: [it for it, sp in zip(items, splits, strict=True) if sp == s] for s in SPLITS}
                 if not groups["train"]:
                     raise UserError(f"CSV '{path}' has a split column but no 'train' rows")
                 return self._fill_missing(groups)
@@ -170,21 +194,31 @@ class VisionClassification(Recipe):
 
     def _split(self, items: list[tuple[Path, str]]) -> dict[str, list[tuple[Path, str]]]:
         d = self.cfg["data"]
-        tr, va, te = stratified_split([c for _, c in items], d["val_fraction"], d["test_fraction"], self.cfg["seed"])
-        return {"train": [items[i] for i in tr], "val": [items[i] for i in va], "test": [items[i] for i in te]}
+        tr, va, te = stratified_split(
+            [c for _, c in items], d["val_fraction"], d["test_fraction"], self.cfg["seed"]
+        )
+        return {
+            "train": [items[i] for i in tr],
+            "val": [items[i] for i in va],
+            "test": [items[i] for i in te],
+        }
 
     def _fill_missing(self, groups: dict) -> dict:
         """Carve a missing val or test split out of train, stratified."""
         d = self.cfg["data"]
         missing = [s for s in ("val", "test") if not groups[s]]
         if missing:
-            frac = {"val": d["val_fraction"] if "val" in missing else 0.0,
-                    "test": d["test_fraction"] if "test" in missing else 0.0}
+            frac = {
+                "val": d["val_fraction"] if "val" in missing else 0.0,
+                "test": d["test_fraction"] if "test" in missing else 0.0,
+            }
             train = groups["train"]
             tr, va, te = stratified_split([c for _, c in train], frac["val"], frac["test"], self.cfg["seed"])
-            groups = {"train": [train[i] for i in tr],
-                      "val": groups["val"] or [train[i] for i in va],
-                      "test": groups["test"] or [train[i] for i in te]}
+            groups = {
+                "train": [train[i] for i in tr],
+                "val": groups["val"] or [train[i] for i in va],
+                "test": groups["test"] or [train[i] for i in te],
+            }
         return groups
 
     def _image_size(self, train: list[tuple[Path, str]]) -> int:
@@ -202,8 +236,11 @@ class VisionClassification(Recipe):
         size = state["image_size"]
         steps = []
         if train and d["augment"] != "none":
-            steps.append(v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True) if size >= 96
-                         else v2.RandomCrop(size, padding=max(2, size // 8), padding_mode="reflect"))
+            steps.append(
+                v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True)
+                if size >= 96
+                else v2.RandomCrop(size, padding=max(2, size // 8), padding_mode="reflect")
+            )
             if d["hflip"]:
                 steps.append(v2.RandomHorizontalFlip())
             if d["augment"] == "strong":
@@ -220,21 +257,32 @@ class VisionClassification(Recipe):
         if state is None:
             classes = sorted({c for _, c in groups["train"]})
             if len(classes) < 2:
-                raise UserError(f"the training data in '{path}' has {len(classes)} class(es)",
-                                "image classification needs at least two class folders")
-            state = {"classes": classes, "image_size": self._image_size(groups["train"]), "channels": d["channels"]}
+                raise UserError(
+                    f"the training data in '{path}' has {len(classes)} class(es)",
+                    "image classification needs at least two class folders",
+                )
+            state = {
+                "classes": classes,
+                "image_size": self._image_size(groups["train"]),
+                "channels": d["channels"],
+            }
         index = {c: i for i, c in enumerate(state["classes"])}
         sets: dict[str, ImageSet] = {}
         for split, items in groups.items():
             unknown = sorted({c for _, c in items if c not in index})
             if unknown:
-                raise UserError(f"{split} data in '{path}' has classes the model was not trained on: "
-                                f"{', '.join(unknown[:5])}", f"known classes: {', '.join(state['classes'][:20])}")
+                raise UserError(
+                    f"{split} data in '{path}' has classes the model was not trained on: "
+                    f"{', '.join(unknown[:5])}",
+                    f"known classes: {', '.join(state['classes'][:20])}",
+                )
             paths = [p for p, _ in items]
             labels = [index[c] for _, c in items]
             sets[split] = ImageSet(paths, labels, state["image_size"], state["channels"], cache=d["cache"])
         total = sum(len(s) + len(s.bad) for s in sets.values())
-        note = check_bad_fraction([b for s in sets.values() for b in s.bad], total, d["max_bad_fraction"], path)
+        note = check_bad_fraction(
+            [b for s in sets.values() for b in s.bad], total, d["max_bad_fraction"], path
+        )
         if note:
             notes.append(note)
         if "mean" not in state:
@@ -267,8 +315,14 @@ class VisionClassification(Recipe):
         low, high = min(counts.values()), max(counts.values())
         text = ", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
         if high > 10 * low:
-            findings.append(Finding("class balance", "warning", f"training images per class: {text}",
-                                    "collect more of the rare classes or use loss.name=focal"))
+            findings.append(
+                Finding(
+                    "class balance",
+                    "warning",
+                    f"training images per class: {text}",
+                    "collect more of the rare classes or use loss.name=focal",
+                )
+            )
         else:
             findings.append(Finding("class balance", "ok", f"training images per class: {text}"))
         return findings
@@ -279,13 +333,20 @@ class VisionClassification(Recipe):
 
         m = self.cfg["model"]
         try:
-            return timm.create_model(m["name"], pretrained=False, num_classes=len(state["classes"]),
-                                     in_chans=state["channels"], drop_rate=m["dropout"])
+            return timm.create_model(
+                m["name"],
+                pretrained=False,
+                num_classes=len(state["classes"]),
+                in_chans=state["channels"],
+                drop_rate=m["dropout"],
+            )
         except RuntimeError as exc:
             if "Unknown model" in str(exc):
                 close = timm.list_models(f"*{m['name'][:6]}*")[:5]
-                raise UserError(f"model.name '{m['name']}' is not a timm model",
-                                f"similar names: {', '.join(close)}" if close else "see timm.list_models()") from None
+                raise UserError(
+                    f"model.name '{m['name']}' is not a timm model",
+                    f"similar names: {', '.join(close)}" if close else "see timm.list_models()",
+                ) from None
             raise
 
     def step(self, model: torch.nn.Module, batch: dict) -> dict:
@@ -293,7 +354,11 @@ class VisionClassification(Recipe):
         return {"loss": self.loss(logits, batch["label"]), "preds": logits.float(), "target": batch["label"]}
 
     def metrics(self, state: dict) -> dict:
-        from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+        from torchmetrics.classification import (
+            MulticlassAccuracy,
+            MulticlassConfusionMatrix,
+            MulticlassF1Score,
+        )
 
         k = len(state["classes"])
         out = {
@@ -309,8 +374,9 @@ class VisionClassification(Recipe):
         """Always answer with the class prior of the training split (majority class first)."""
         k = len(data.state["classes"])
         train_labels = data.train.labels if data.train is not None else None
-        prior = (torch.bincount(torch.tensor(train_labels), minlength=k).float() if train_labels
-                 else torch.ones(k))
+        prior = (
+            torch.bincount(torch.tensor(train_labels), minlength=k).float() if train_labels else torch.ones(k)
+        )
         prior = prior / prior.sum()
         target = torch.tensor(data.test.labels)
         preds = prior.expand(len(target), k)
@@ -337,8 +403,10 @@ class VisionClassification(Recipe):
         if dataset.bad:
             from dlkit import console
 
-            console.warn(f"skipped {len(dataset.bad)} unreadable input(s): "
-                         + ", ".join(str(b) for b in dataset.bad[:5]))
+            console.warn(
+                f"skipped {len(dataset.bad)} unreadable input(s): "
+                + ", ".join(str(b) for b in dataset.bad[:5])
+            )
         dataset.transform = self._transform(state, train=False)
         return dataset
 
@@ -350,11 +418,15 @@ class VisionClassification(Recipe):
         k = min(5, len(classes))
         top = outputs["probs"].topk(k, dim=-1)
         records = []
-        for path, values, idx in zip(ids, top.values.tolist(), top.indices.tolist()):
-            records.append({
-                "path": path,
-                "label": classes[idx[0]],
-                "score": round(values[0], 6),
-                "top_k": [{"label": classes[i], "prob": round(v, 6)} for i, v in zip(idx, values)],
-            })
+        for path, values, idx in zip(ids, top.values.tolist(), top.indices.tolist(), strict=True):
+            records.append(
+                {
+                    "path": path,
+                    "label": classes[idx[0]],
+                    "score": round(values[0], 6),
+                    "top_k": [
+                        {"label": classes[i], "prob": round(v, 6)} for i, v in zip(idx, values, strict=True)
+                    ],
+                }
+            )
         return records

@@ -58,7 +58,9 @@ def cli(capsys, monkeypatch):
 
 
 def _load_generator():
-    spec = importlib.util.spec_from_file_location("make_vc", ROOT / "sample_data" / "make_vision_classification.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_vc", ROOT / "sample_data" / "make_vision_classification.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

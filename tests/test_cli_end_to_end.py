@@ -44,14 +44,30 @@ def test_info_yaml_is_documented_and_reusable_as_config(cli, tmp_path):
 
 def test_train_evaluate_predict(cli, tiny_images, tmp_path):
     run = tmp_path / "run"
-    res = cli("train", "vision-classification", "--data", tiny_images, "--out", run, "--json",
-              "train.epochs=2", *TINY)
+    res = cli(
+        "train",
+        "vision-classification",
+        "--data",
+        tiny_images,
+        "--out",
+        run,
+        "--json",
+        "train.epochs=2",
+        *TINY,
+    )
     assert res.code == 0, res.err
     result = json.loads(res.out)
     assert result["run"] == str(run) and result["epochs"] == 2
 
-    for name in ("config.yaml", "manifest.json", "preprocess/state.json", "metrics.jsonl", "eval.json",
-                 "checkpoints/last.safetensors", "checkpoints/best.safetensors"):
+    for name in (
+        "config.yaml",
+        "manifest.json",
+        "preprocess/state.json",
+        "metrics.jsonl",
+        "eval.json",
+        "checkpoints/last.safetensors",
+        "checkpoints/best.safetensors",
+    ):
         assert (run / name).is_file(), name
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["recipe"] == "vision-classification" and manifest["seed"] == 0
@@ -95,8 +111,12 @@ def test_train_evaluate_predict(cli, tiny_images, tmp_path):
 
 def test_evaluate_on_new_labelled_data_uses_all_of_it(cli, tiny_images, flat_images, tmp_path):
     run = tmp_path / "run"
-    assert cli("train", "vision-classification", "--data", flat_images, "--out", run, "train.epochs=1",
-               *TINY).code == 0
+    assert (
+        cli(
+            "train", "vision-classification", "--data", flat_images, "--out", run, "train.epochs=1", *TINY
+        ).code
+        == 0
+    )
     state = json.loads((run / "preprocess/state.json").read_text())
     assert sum(state["counts"].values()) == 72  # one folder split into train/val/test, stratified
     res = cli("evaluate", run, "--data", tiny_images / "test", "--json")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from dlkit_recipes.vision_classification import VisionClassification
 
 from dlkit.config import Option, merge_schema, opt, parse_overrides, render_yaml, resolve
 from dlkit.defaults import SHARED
 from dlkit.errors import UserError
 from dlkit.jobs import build_config
-from dlkit_recipes.vision_classification import VisionClassification
 
 
 def test_precedence_shared_recipe_file_override(tmp_path):
@@ -27,8 +27,9 @@ def test_precedence_shared_recipe_file_override(tmp_path):
 
 
 def test_overrides_are_typed():
-    cfg = build_config(VisionClassification, None,
-                       ["train.grad_clip=null", "data.cache=false", "train.lr=3", "seed=7"])
+    cfg = build_config(
+        VisionClassification, None, ["train.grad_clip=null", "data.cache=false", "train.lr=3", "seed=7"]
+    )
     assert cfg["train"]["grad_clip"] is None and cfg["data"]["cache"] is False
     assert cfg["train"]["lr"] == 3.0 and isinstance(cfg["train"]["lr"], float) and cfg["seed"] == 7
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+from torchmetrics.classification import MulticlassAccuracy
 
 from dlkit.config import resolve
 from dlkit.defaults import SHARED
@@ -31,26 +32,6 @@ class Blobs(Dataset):
         return {"x": self.x[i], "y": self.y[i]}
 
 
-class Accuracy:
-    """A minimal metric with the torchmetrics update/compute/reset/to surface."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self):
-        self.right, self.total = 0, 0
-
-    def to(self, device):
-        return self
-
-    def update(self, preds, target):
-        self.right += int((preds.argmax(-1) == target).sum())
-        self.total += len(target)
-
-    def compute(self):
-        return torch.tensor(self.right / max(1, self.total))
-
-
 def step(model, batch):
     logits = model(batch["x"])
     return {"loss": nn.functional.cross_entropy(logits, batch["y"]), "preds": logits, "target": batch["y"]}
@@ -59,8 +40,20 @@ def step(model, batch):
 def _cfg(*overrides: str) -> dict:
     from dlkit.config import parse_overrides
 
-    return resolve(SHARED, None, parse_overrides(["data.batch_size=16", "train.epochs=3", "train.log_every=4", "train.lr=0.02",
-                                                   "grad_monitor.every=1", *overrides]))
+    return resolve(
+        SHARED,
+        None,
+        parse_overrides(
+            [
+                "data.batch_size=16",
+                "train.epochs=3",
+                "train.log_every=4",
+                "train.lr=0.02",
+                "grad_monitor.every=1",
+                *overrides,
+            ]
+        ),
+    )
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -70,8 +63,16 @@ def _model(seed: int = 0) -> nn.Module:
 
 def _fit(tmp_path, model, *overrides, step_fn=step):
     cfg = _cfg(*overrides)
-    result = fit(model, step_fn, Blobs(), Blobs(64, seed=1), {"accuracy": Accuracy()}, cfg, tmp_path,
-                 monitor="accuracy")
+    result = fit(
+        model,
+        step_fn,
+        Blobs(),
+        Blobs(64, seed=1),
+        {"accuracy": MulticlassAccuracy(2, average="micro")},
+        cfg,
+        tmp_path,
+        monitor="accuracy",
+    )
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     return result, rows
 
@@ -88,7 +89,7 @@ def test_gradient_accumulation_matches_a_bigger_batch(tmp_path):
     args = ["train.scheduler=none", "train.grad_clip=null", "train.epochs=1", "data.batch_size=256"]
     _fit(tmp_path / "a", a, *args)
     _fit(tmp_path / "b", b, *args[:-1], "data.batch_size=128", "train.grad_accum=2")
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-6)
 
 
@@ -98,8 +99,16 @@ def test_early_stopping(tmp_path):
 
 
 def test_bf16_autocast_on_cpu_and_sgd_with_step_schedule(tmp_path):
-    result, rows = _fit(tmp_path, _model(), "train.amp=bf16", "train.optimizer=sgd", "train.lr=0.1",
-                        "train.scheduler=step", "train.step_every=1", "train.step_gamma=0.5")
+    result, rows = _fit(
+        tmp_path,
+        _model(),
+        "train.amp=bf16",
+        "train.optimizer=sgd",
+        "train.lr=0.1",
+        "train.scheduler=step",
+        "train.step_every=1",
+        "train.step_gamma=0.5",
+    )
     assert rows[-1]["val_accuracy"] > 0.8
     assert rows[1]["lr"] == pytest.approx(rows[0]["lr"] * 0.5)
 

@@ -11,8 +11,20 @@ from conftest import TINY
 @pytest.mark.gpu
 def test_train_on_cuda_with_bf16_and_channels_last(cli, tiny_images, tmp_path):
     run = tmp_path / "run"
-    res = cli("train", "vision-classification", "--data", tiny_images, "--out", run, "--json", "device=cuda",
-              "train.amp=bf16", "train.channels_last=true", "train.epochs=2", *TINY)
+    res = cli(
+        "train",
+        "vision-classification",
+        "--data",
+        tiny_images,
+        "--out",
+        run,
+        "--json",
+        "device=cuda",
+        "train.amp=bf16",
+        "train.channels_last=true",
+        "train.epochs=2",
+        *TINY,
+    )
     assert res.code == 0, res.err
     assert json.loads((run / "manifest.json").read_text())["device"].startswith("cuda")
     res = cli("predict", run, tiny_images / "test")

@@ -43,7 +43,9 @@ def test_resume_equals_uninterrupted(tiny_images, tmp_path):
 
     cut = tmp_path / "cut"
     with pytest.raises(Killed):
-        jobs.train("vision-classification", str(tiny_images), out=cut, overrides=ARGS, on_epoch_end=_stop_after(0))
+        jobs.train(
+            "vision-classification", str(tiny_images), out=cut, overrides=ARGS, on_epoch_end=_stop_after(0)
+        )
     assert json.loads((cut / "metrics.jsonl").read_text().splitlines()[-1])["epoch"] == 1
     jobs.train("vision-classification", out=cut, overrides=[], resume=True)
 
@@ -58,7 +60,12 @@ def test_resume_equals_uninterrupted(tiny_images, tmp_path):
 
 def test_existing_run_is_not_overwritten(cli, tiny_images, tmp_path):
     run = tmp_path / "run"
-    assert cli("train", "vision-classification", "--data", tiny_images, "--out", run, "train.epochs=1", *TINY).code == 0
+    assert (
+        cli(
+            "train", "vision-classification", "--data", tiny_images, "--out", run, "train.epochs=1", *TINY
+        ).code
+        == 0
+    )
     before = (run / "checkpoints/last.safetensors").read_bytes()
     res = cli("train", "vision-classification", "--data", tiny_images, "--out", run, "train.epochs=1", *TINY)
     assert res.code == 2 and "already exists" in res.err and "--resume" in res.err
@@ -69,8 +76,20 @@ def test_sigkill_leaves_a_resumable_run(tiny_images, tmp_path):
     """Kill -9 mid-training: every file present is complete, and --resume finishes the job."""
     run = tmp_path / "run"
     env = {**os.environ, "CI": "1"}
-    cmd = [sys.executable, "-m", "dlkit", "train", "vision-classification", "--data", str(tiny_images),
-           "--out", str(run), "train.epochs=30", "train.patience=0", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlkit",
+        "train",
+        "vision-classification",
+        "--data",
+        str(tiny_images),
+        "--out",
+        str(run),
+        "train.epochs=30",
+        "train.patience=0",
+        *TINY,
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = run / "checkpoints" / "last.safetensors"
     deadline = time.time() + 120
@@ -82,9 +101,23 @@ def test_sigkill_leaves_a_resumable_run(tiny_images, tmp_path):
     assert last.exists()
     load_file(str(last))  # complete and readable
     done = subprocess.run(
-        [sys.executable, "-m", "dlkit", "train", "vision-classification", "--out", str(run), "--resume",
-         "train.epochs=3", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "dlkit",
+            "train",
+            "vision-classification",
+            "--out",
+            str(run),
+            "--resume",
+            "train.epochs=3",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert not list(run.glob("checkpoints/.*tmp*"))  # a half-written temp file is cleaned up on resume

@@ -7,8 +7,12 @@ import numpy as np
 from dlkit.errors import UserError
 
 
-def stratified_split(labels: list, val_fraction: float, test_fraction: float, seed: int,
-                     ) -> tuple[list[int], list[int], list[int]]:
+def stratified_split(
+    labels: list,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> tuple[list[int], list[int], list[int]]:
     """Indices for train/val/test keeping each class's share; every class keeps >= 1 training example."""
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise UserError(
@@ -29,11 +33,15 @@ def stratified_split(labels: list, val_fraction: float, test_fraction: float, se
         n_test = min(n_test, n - 1)
         n_val = min(n_val, n - 1 - n_test)
         test += idx[:n_test].tolist()
-        val += idx[n_test:n_test + n_val].tolist()
-        train += idx[n_test + n_val:].tolist()
+        val += idx[n_test : n_test + n_val].tolist()
+        train += idx[n_test + n_val :].tolist()
     return sorted(train), sorted(val), sorted(test)
 
 
-def random_split(n: int, val_fraction: float, test_fraction: float, seed: int,
-                 ) -> tuple[list[int], list[int], list[int]]:
+def random_split(
+    n: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+) -> tuple[list[int], list[int], list[int]]:
     return stratified_split([0] * n, val_fraction, test_fraction, seed)

@@ -8,15 +8,22 @@ through `read_table`, so a ragged row or a wrong encoding gets the same clear me
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
 from dlkit.errors import UserError
 
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".json": "jsonl",
-           ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def table_format(path: Path) -> str:
@@ -38,14 +45,20 @@ def _check_file(path: Path) -> None:
 def _explain(path: Path, exc: Exception, encoding: str) -> UserError:
     text = str(exc)
     if isinstance(exc, UnicodeDecodeError):
-        return UserError(f"'{path}' is not valid {encoding} text (byte {exc.start}: {exc.reason})",
-                         "pass its encoding, e.g. data.encoding=latin-1 or data.encoding=cp1252")
+        return UserError(
+            f"'{path}' is not valid {encoding} text (byte {exc.start}: {exc.reason})",
+            "pass its encoding, e.g. data.encoding=latin-1 or data.encoding=cp1252",
+        )
     ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
     if ragged:
         want, line, got = ragged.groups()
-        return UserError(f"'{path}' line {line} has {got} fields, but the header has {want}",
-                         "fix that row (a stray separator or an unquoted comma)")
-    return UserError(f"'{path}' cannot be read as a table: {text.strip().splitlines()[0] if text.strip() else exc}")
+        return UserError(
+            f"'{path}' line {line} has {got} fields, but the header has {want}",
+            "fix that row (a stray separator or an unquoted comma)",
+        )
+    return UserError(
+        f"'{path}' cannot be read as a table: {text.strip().splitlines()[0] if text.strip() else exc}"
+    )
 
 
 def _reader_args(fmt: str, encoding: str) -> dict:
@@ -77,8 +90,9 @@ def read_table(path: Path, encoding: str = "utf-8", columns: list[str] | None = 
     return df
 
 
-def iter_table(path: Path, chunk_rows: int = 100_000, encoding: str = "utf-8",
-               columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+def iter_table(
+    path: Path, chunk_rows: int = 100_000, encoding: str = "utf-8", columns: list[str] | None = None
+) -> Iterator[pd.DataFrame]:
     """Chunks of at most `chunk_rows` rows (Parquet by row group batches)."""
     path = Path(path)
     _check_file(path)
@@ -102,5 +116,7 @@ def require_columns(df: pd.DataFrame, needed: list[str], path: Path, what: str =
     missing = [c for c in needed if c not in df.columns]
     if missing:
         have = ", ".join(map(str, df.columns[:30]))
-        raise UserError(f"'{path}' has no {what} '{missing[0]}' (columns: {have})",
-                        "rename the column or point the config at the right one (see `dlkit info RECIPE`)")
+        raise UserError(
+            f"'{path}' has no {what} '{missing[0]}' (columns: {have})",
+            "rename the column or point the config at the right one (see `dlkit info RECIPE`)",
+        )

@@ -52,7 +52,9 @@ def read_meta(path: Path) -> dict:
         with safe_open(str(path), framework="pt") as fh:
             return json.loads((fh.metadata() or {}).get("dlkit", "{}"))
     except Exception as exc:  # a truncated or foreign file
-        raise UserError(f"checkpoint '{path}' cannot be read ({exc})", "it may be from an interrupted copy") from None
+        raise UserError(
+            f"checkpoint '{path}' cannot be read ({exc})", "it may be from an interrupted copy"
+        ) from None
 
 
 def load_weights(path: Path, model: torch.nn.Module) -> None:
@@ -60,7 +62,7 @@ def load_weights(path: Path, model: torch.nn.Module) -> None:
     if not path.is_file():
         raise UserError(f"checkpoint '{path}' is missing", "train the run first, or point at a complete run")
     with safe_open(str(path), framework="pt") as fh:
-        state = {k[len("model."):]: fh.get_tensor(k) for k in fh.keys() if k.startswith("model.")}
+        state = {k[len("model.") :]: fh.get_tensor(k) for k in fh.keys() if k.startswith("model.")}
     model.load_state_dict(state)
 
 
@@ -68,7 +70,7 @@ def load_full(path: Path, model: torch.nn.Module, optimizer=None) -> tuple[dict,
     """Restore weights and optimizer; return (meta, remaining tensors such as rng.*)."""
     tensors = load_file(str(path))
     meta = read_meta(path)
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
     if optimizer is not None and "optimizer" in meta:
         state: dict[int, dict] = {}
         for key, value in tensors.items():

@@ -20,7 +20,9 @@ def pick_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"device '{name}' is not a device name", "use auto, cpu, cuda, cuda:1 or mps") from None
+        raise UserError(
+            f"device '{name}' is not a device name", "use auto, cpu, cuda, cuda:1 or mps"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device '{name}' was asked for, but CUDA is not available here", "use device=auto")
     if device.type == "mps" and not torch.backends.mps.is_available():

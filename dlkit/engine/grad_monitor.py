@@ -73,7 +73,7 @@ class GradientMonitor:
             "early": early,
             "late": late,
             "nonfinite": nonfinite,
-            "layers": dict(zip(self.layers, (float(f"{m:.4g}") for m in mean))),
+            "layers": dict(zip(self.layers, (float(f"{m:.4g}") for m in mean), strict=True)),
         }
         warnings = []
         worst = self.layers[max(range(n), key=lambda i: peak[i])]
@@ -88,7 +88,7 @@ class GradientMonitor:
                 "lower train.lr or set train.grad_clip"
             )
         if late > 0 and math.isfinite(late) and early < self.vanish * late:
-            first = ", ".join(self.layers[:min(3, k)])
+            first = ", ".join(self.layers[: min(3, k)])
             warnings.append(
                 f"vanishing gradients: the earliest layers ({first}) get {early:.3g}, "
                 f"{early / late:.2g}x the last layers' {late:.3g}; try model.init=kaiming, "

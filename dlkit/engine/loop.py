@@ -11,9 +11,9 @@ import json
 import math
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
@@ -39,13 +39,16 @@ class FitResult:
     seconds: float
 
 
-def make_loader(dataset: Dataset, cfg: dict, shuffle: bool, collate=None,
-                weights: list[float] | None = None) -> DataLoader:
-    """Shuffling (or weighted sampling) draws from the loader's own generator, reseeded each epoch by `fit`."""
+def make_loader(
+    dataset: Dataset, cfg: dict, shuffle: bool, collate=None, weights: list[float] | None = None
+) -> DataLoader:
+    """Shuffling (or weighted sampling) draws from the loader's generator, reseeded each epoch by `fit`."""
     generator = torch.Generator().manual_seed(cfg["seed"]) if shuffle else None
     sampler = None
     if shuffle and weights is not None:
-        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+        sampler = WeightedRandomSampler(
+            weights, num_samples=len(weights), replacement=True, generator=generator
+        )
     return DataLoader(
         dataset,
         batch_size=cfg["data"]["batch_size"],
@@ -173,7 +176,7 @@ def fit(
             logged_sum, logged_at = 0.0, 0
             batches = len(loader)
             seen = 0
-            for i, batch in enumerate(loader):
+            for batch in loader:
                 batch = move(batch, device, channels_last)
                 with autocast(device, dtype):
                     loss = step(model, batch)["loss"]
@@ -186,7 +189,9 @@ def fit(
                 if seen % accum == 0 or seen == batches:
                     if scaler is not None:
                         scaler.unscale_(optimizer)
-                    if grad_monitor is not None and (global_step % gm["every"] == 0 or not grad_monitor.samples):
+                    if grad_monitor is not None and (
+                        global_step % gm["every"] == 0 or not grad_monitor.samples
+                    ):
                         grad_monitor.sample()
                     if train["grad_clip"]:
                         torch.nn.utils.clip_grad_norm_(params, train["grad_clip"], foreach=True)
@@ -210,8 +215,10 @@ def fit(
                     progress.update(seen, value)
             train_loss = (loss_sum / max(1, seen)).item()
             if not math.isfinite(train_loss):
-                raise JobError(f"the training loss became {train_loss} in epoch {epoch + 1}",
-                               "lower train.lr, keep train.grad_clip on, or set train.amp=off")
+                raise JobError(
+                    f"the training loss became {train_loss} in epoch {epoch + 1}",
+                    "lower train.lr, keep train.grad_clip on, or set train.amp=off",
+                )
             values = evaluate(model, step, val_loader, metrics, device, dtype, channels_last)
             record = {
                 "epoch": epoch + 1,

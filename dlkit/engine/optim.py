@@ -19,7 +19,9 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 def build_optimizer(model: torch.nn.Module, train: dict) -> torch.optim.Optimizer:
     groups = param_groups(model, train["weight_decay"])
     if train["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=train["lr"], momentum=train["momentum"], nesterov=train["momentum"] > 0)
+        return torch.optim.SGD(
+            groups, lr=train["lr"], momentum=train["momentum"], nesterov=train["momentum"] > 0
+        )
     return torch.optim.AdamW(groups, lr=train["lr"])
 
 

@@ -15,7 +15,7 @@ class TrainProgress:
         self._task = None
         self._last = ""
 
-    def __enter__(self) -> "TrainProgress":
+    def __enter__(self) -> TrainProgress:
         if self.live:
             self._bar = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}"),
