@@ -133,6 +133,8 @@ def train_cmd(
 
     console.set_quiet(json_out)
     result = jobs.train(recipe, data, config, out, overrides or [], seed, resume)
+    if result is None:  # a non-zero rank of a distributed run: rank 0 reports
+        return
     if json_out:
         console.emit_json(result)
     else:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # never break a path across lines
 _quiet = False
@@ -34,11 +35,11 @@ def info(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}")
+    err.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}")
 
 
 def emit_json(result: Any) -> None:

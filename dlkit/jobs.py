@@ -126,11 +126,17 @@ def train(
     seed: int | None = None,
     resume: bool = False,
     on_epoch_end: Callable | None = None,
-) -> dict:
+) -> dict | None:
+    """Train a recipe into a run directory; the result summary (None on non-zero distributed ranks)."""
+    from dlkit.engine import distributed
     from dlkit.engine.device import pick_device
     from dlkit.engine.loop import fit
     from dlkit.engine.rng import seed_everything
 
+    distributed.setup()
+    main = distributed.is_main()
+    if not main:
+        console.set_quiet(True)
     cls = get_recipe(recipe_name)
     overrides = list(overrides or [])
     if data is not None:
@@ -157,13 +163,20 @@ def train(
     for note in loaded.notes:
         console.warn(note)
     device = pick_device(cfg["device"])
-    if resume:
+    if not main:
+        distributed.barrier()  # rank 0 creates the run directory first
+        run = Run(run.path if resume else run_path)
+    elif resume:
         run.write_config(cfg)
     else:
         run = Run.create(run_path)
         run.write_config(cfg)
         run.write_state(loaded.state)
-        run.write_manifest(recipe_name, cfg, str(device), fingerprint(data_path))
+        run.write_manifest(
+            recipe_name, cfg, str(device), fingerprint(data_path), world_size=distributed.world_size()
+        )
+    if main:
+        distributed.barrier()
     console.info(
         f"[bold]{recipe_name}[/] -> {run.path}  (device {device}, "
         f"{len(loaded.train)} train / {len(loaded.val)} val / {len(loaded.test)} test)"
@@ -184,6 +197,9 @@ def train(
         resume=resume,
         on_epoch_end=on_epoch_end,
     )
+    distributed.teardown()
+    if not main:  # rank 0 finishes alone: calibration, native export and the test evaluation
+        return None
     run.update_manifest(
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,

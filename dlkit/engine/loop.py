@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
 
 from dlkit import console
 from dlkit.atomic import atomic_write_text
-from dlkit.engine import checkpoint, rng
+from dlkit.engine import checkpoint, distributed, rng
 from dlkit.engine.device import amp_dtype, autocast, move, pick_device
 from dlkit.engine.grad_monitor import GradientMonitor
 from dlkit.engine.optim import build_optimizer, build_scheduler
 from dlkit.engine.progress import TrainProgress
-from dlkit.errors import JobError
+from dlkit.errors import JobError, UserError
 
 Step = Callable[[torch.nn.Module, dict], dict]
 
@@ -42,10 +42,20 @@ class FitResult:
 def make_loader(
     dataset: Dataset, cfg: dict, shuffle: bool, collate=None, weights: list[float] | None = None
 ) -> DataLoader:
-    """Shuffling (or weighted sampling) draws from the loader's generator, reseeded each epoch by `fit`."""
+    """Shuffling (or weighted sampling) draws from the loader's generator, reseeded each epoch by `fit`.
+
+    In a distributed run each process gets its own shard through a DistributedSampler instead.
+    """
     generator = torch.Generator().manual_seed(cfg["seed"]) if shuffle else None
     sampler = None
-    if shuffle and weights is not None:
+    if shuffle and distributed.enabled():
+        if weights is not None:
+            raise UserError(
+                "weighted sampling is not supported in distributed training yet",
+                "use a class-weighted loss instead, or train in one process",
+            )
+        sampler = DistributedSampler(dataset, shuffle=True, seed=cfg["seed"])
+    elif shuffle and weights is not None:
         sampler = WeightedRandomSampler(
             weights, num_samples=len(weights), replacement=True, generator=generator
         )
@@ -112,6 +122,19 @@ def _truncate_log(log_path: Path, last_epoch: int) -> None:
     atomic_write_text(log_path, "".join(f"{line}\n" for line in kept))
 
 
+def _save_epoch(run_dir: Path, record: dict, model, optimizer, meta: dict, improved: bool) -> None:
+    """Log the epoch, then write `last` (and `best`) atomically; a resume trims log lines past `last`."""
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    rng_meta, rng_tensors = rng.capture()
+    ckpt_dir = run_dir / "checkpoints"
+    checkpoint.save(ckpt_dir / "last.safetensors", model, {**meta, "rng": rng_meta}, optimizer, rng_tensors)
+    if improved:
+        tmp = ckpt_dir / ".best.safetensors.tmp"
+        shutil.copyfile(ckpt_dir / "last.safetensors", tmp)
+        tmp.replace(ckpt_dir / "best.safetensors")
+
+
 def fit(
     model: torch.nn.Module,
     step: Step,
@@ -134,6 +157,12 @@ def fit(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    net = model
+    if distributed.enabled():
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    main = distributed.is_main()
     loader = make_loader(train_set, cfg, shuffle=True, collate=collate, weights=train_weights)
     val_loader = make_loader(val_set, cfg, shuffle=False, collate=collate)
     accum = max(1, train["grad_accum"])
@@ -151,7 +180,7 @@ def fit(
     start_epoch, global_step = 0, 0
 
     if resume:
-        for stale in ckpt_dir.glob(".*.tmp*"):  # left by a kill in the middle of a write
+        for stale in ckpt_dir.glob(".*.tmp*") if main else ():  # left by a kill in the middle of a write
             stale.unlink()
         meta, rest = checkpoint.load_full(ckpt_dir / "last.safetensors", model, optimizer)
         scheduler.load_state_dict(meta["scheduler"])
@@ -160,16 +189,21 @@ def fit(
             scaler.load_state_dict(meta["scaler"])
         rng.restore(meta["rng"], rest)
         start_epoch, global_step = meta["epoch"] + 1, meta["step"]
-        _truncate_log(log_path, meta["epoch"] + 1)
+        if main:
+            _truncate_log(log_path, meta["epoch"] + 1)
+        distributed.barrier()
         console.info(f"resuming after epoch {start_epoch} (step {global_step})")
 
     started = time.perf_counter()
     epochs_done = start_epoch
     end_epoch = start_epoch if stopper.should_stop else train["epochs"]
-    with TrainProgress(train["epochs"], len(loader), monitor) as progress:
+    with TrainProgress(train["epochs"], len(loader), monitor, enabled=main) as progress:
         for epoch in range(start_epoch, end_epoch):
             epoch_start = time.perf_counter()
-            loader.generator.manual_seed(cfg["seed"] * 1000 + epoch)
+            if isinstance(loader.sampler, DistributedSampler):
+                loader.sampler.set_epoch(epoch)
+            else:
+                loader.generator.manual_seed(cfg["seed"] * 1000 + epoch)
             model.train()
             progress.start_epoch(epoch)
             loss_sum = torch.zeros((), device=device)
@@ -179,7 +213,7 @@ def fit(
             for batch in loader:
                 batch = move(batch, device, channels_last)
                 with autocast(device, dtype):
-                    loss = step(model, batch)["loss"]
+                    loss = step(net, batch)["loss"]
                 if train["l1"] > 0:
                     loss = loss + train["l1"] * _l1_penalty(l1_params)
                 scaled = loss / accum if accum > 1 else loss
@@ -213,7 +247,7 @@ def fit(
                             "lower train.lr, keep train.grad_clip on, or set train.amp=off",
                         )
                     progress.update(seen, value)
-            train_loss = (loss_sum / max(1, seen)).item()
+            train_loss = distributed.mean(loss_sum / max(1, seen)).item()
             if not math.isfinite(train_loss):
                 raise JobError(
                     f"the training loss became {train_loss} in epoch {epoch + 1}",
@@ -236,26 +270,20 @@ def fit(
                 record["grad"] = figures
                 if warnings:
                     record["grad_warnings"] = warnings
-                for w in warnings:
+                for w in warnings if main else ():
                     console.warn(f"epoch {epoch + 1}: {w}")
-            with open(log_path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            rng_meta, rng_tensors = rng.capture()
-            meta = {
-                "epoch": epoch,
-                "step": global_step,
-                "scheduler": scheduler.state_dict(),
-                "early_stopping": stopper.state(),
-                "rng": rng_meta,
-                "monitor": monitor,
-                "value": values[monitor],
-                "scaler": scaler.state_dict() if scaler is not None else None,
-            }
-            checkpoint.save(ckpt_dir / "last.safetensors", model, meta, optimizer, rng_tensors)
-            if improved:
-                tmp = ckpt_dir / ".best.safetensors.tmp"
-                shutil.copyfile(ckpt_dir / "last.safetensors", tmp)
-                tmp.replace(ckpt_dir / "best.safetensors")
+            if main:  # one writer: rank 0 of a distributed run, or the only process
+                meta = {
+                    "epoch": epoch,
+                    "step": global_step,
+                    "scheduler": scheduler.state_dict(),
+                    "early_stopping": stopper.state(),
+                    "monitor": monitor,
+                    "value": values[monitor],
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                }
+                _save_epoch(run_dir, record, model, optimizer, meta, improved)
+            distributed.barrier()
             metric_text = f"val {monitor} {values[monitor]:.4f}" + (" *" if improved else "")
             progress.end_epoch(
                 f"epoch {epoch + 1}/{train['epochs']}  loss {train_loss:.4f}  {metric_text}  "
@@ -266,7 +294,8 @@ def fit(
             if on_epoch_end is not None:
                 on_epoch_end(epoch, record)
             if stopper.should_stop:
-                console.info(f"early stop: no better val {monitor} for {stopper.patience} epochs")
+                if main:
+                    console.info(f"early stop: no better val {monitor} for {stopper.patience} epochs")
                 break
     return FitResult(
         best_epoch=stopper.best_epoch + 1,
@@ -297,6 +326,8 @@ def evaluate(
     for m in metrics.values():
         m.reset()
         m.to(device)
+        if hasattr(m, "sync_on_compute"):  # every process evaluates the whole set: nothing to gather
+            m.sync_on_compute = m._to_sync = False
     total = torch.zeros((), device=device, dtype=torch.float64)
     count = 0
     for batch in loader:

@@ -8,9 +8,10 @@ from dlkit import console
 
 
 class TrainProgress:
-    def __init__(self, epochs: int, steps_per_epoch: int, monitor: str):
+    def __init__(self, epochs: int, steps_per_epoch: int, monitor: str, enabled: bool = True):
         self.epochs, self.steps, self.monitor = epochs, steps_per_epoch, monitor
-        self.live = console.show_progress()
+        self.enabled = enabled
+        self.live = enabled and console.show_progress()
         self._bar = None
         self._task = None
         self._last = ""
@@ -47,5 +48,5 @@ class TrainProgress:
         self._last = metric_text
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=self.steps, metric=metric_text)
-        else:
+        elif self.enabled:
             console.info(line)
