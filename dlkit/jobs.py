@@ -262,11 +262,10 @@ def _evaluate_loaded(run: Run, recipe: Recipe, loaded, split: str, write: bool =
     )
     baseline = recipe.baseline(loaded)
     monitor = type(recipe).monitor
-    better = (
-        (metrics[monitor] > baseline[monitor])
-        if type(recipe).monitor_mode == "max"
-        else (metrics[monitor] < baseline[monitor])
-    )
+    better = baseline.pop("beats_baseline", None)  # a recipe may judge more strictly (e.g. a significance test)
+    if better is None and monitor in baseline:
+        higher = type(recipe).monitor_mode == "max"
+        better = metrics[monitor] > baseline[monitor] if higher else metrics[monitor] < baseline[monitor]
     result = {
         "split": split,
         "examples": len(loaded.test),
@@ -274,7 +273,7 @@ def _evaluate_loaded(run: Run, recipe: Recipe, loaded, split: str, write: bool =
         "monitor": monitor,
         "metrics": metrics,
         "baseline": baseline,
-        "beats_baseline": bool(better) if monitor in baseline else None,
+        "beats_baseline": None if better is None else bool(better),
     }
     if write:
         run.write_json("eval.json", result)

@@ -83,7 +83,11 @@ class Recipe(ABC):
 
     @abstractmethod
     def baseline(self, data: RecipeData) -> dict[str, float]:
-        """The naive model's test metrics (majority class, last value...), shown beside the model's."""
+        """The naive model's test metrics (majority class, last value...), shown beside the model's.
+
+        eval.json's `beats_baseline` compares the monitored metric with the same key here, unless this
+        dict carries its own boolean `beats_baseline` (e.g. a recipe that demands significance).
+        """
 
     @abstractmethod
     def read_inputs(self, inputs: list[str], state: dict) -> Dataset:
