@@ -53,7 +53,7 @@ def train_tokenizer(
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
         trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=False
         )
     elif kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
@@ -67,6 +67,7 @@ def train_tokenizer(
             min_frequency=min_frequency,
             special_tokens=specials,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         )
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}")

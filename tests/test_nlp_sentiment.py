@@ -1,0 +1,400 @@
+"""nlp-sentiment: train -> evaluate -> predict through the real CLI, plain-transformers loading, bad input."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+SAMPLE = ROOT / "sample_data" / "nlp_sentiment" / "reviews.csv"
+SMALL = [
+    "model.hidden=32",
+    "model.heads=2",
+    "model.vocab_size=600",
+    "data.batch_size=16",
+    "train.log_every=2",
+]
+
+
+def _expect_user_error(res, *fragments):
+    assert res.code == 2, (res.code, res.err)
+    assert "Traceback" not in res.err
+    for f in fragments:
+        assert f in res.err, res.err
+
+
+@pytest.fixture(scope="module")
+def generator():
+    spec = importlib.util.spec_from_file_location("make_ns", ROOT / "sample_data" / "make_nlp_sentiment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def small_reviews(generator) -> list[tuple[str, str]]:
+    """240 distinct generated reviews, half positive."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    rows = {generator.review(rng, i % 2 == 0): "positive" if i % 2 == 0 else "negative" for i in range(260)}
+    return list(rows.items())[:240]
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, small_reviews) -> Path:
+    """A hub-style folder (config.json, model.safetensors, tokenizer files) made by save_pretrained."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from dlkit.text import train_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = train_tokenizer([t for t, _ in small_reviews], vocab_size=500)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=3,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _write_csv(path: Path, rows: list[tuple], header=("text", "label"), encoding="utf-8") -> Path:
+    with open(path, "w", newline="", encoding=encoding) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _load_native(folder: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    return AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+
+
+# --- the default model on the sample data ------------------------------------------------------
+def test_default_model_beats_baseline_predicts_and_loads_with_plain_transformers(cli, tmp_path):
+    import torch
+
+    run = tmp_path / "run"
+    res = cli("train", "nlp-sentiment", "--out", run, "--json")
+    assert res.code == 0, res.err
+    result = json.loads(res.out)
+    metrics, baseline = result["metrics"], result["baseline"]
+    assert result["beats_baseline"] is True
+    assert metrics["accuracy"] > 0.72 and baseline["accuracy"] < 0.6
+    assert metrics["macro_f1"] > 0.7 > 0.4 > baseline["macro_f1"]
+    assert len(metrics["precision"]) == len(metrics["recall"]) == 2
+    assert (
+        metrics["confusion_matrix"]
+        == json.loads((run / "eval.json").read_text())["metrics"]["confusion_matrix"]
+    )
+    assert "different labels" in res.err and "duplicate row" in res.err and "empty text" in res.err
+    state = json.loads((run / "preprocess" / "state.json").read_text())
+    assert state["classes"] == ["negative", "positive"] and state["architecture"] == "bert-tiny"
+    assert json.loads(state["tokenizer"])["model"]["type"] == "WordPiece"
+
+    res = cli("evaluate", run, "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["metrics"]["accuracy"] == metrics["accuracy"]
+
+    res = cli(
+        "predict", run, "an absolutely wonderful film, I loved it", "dreadful food and rude staff. Avoid."
+    )
+    assert res.code == 0, res.err
+    records = [json.loads(line) for line in res.out.splitlines()]
+    assert [r["label"] for r in records] == ["positive", "negative"]
+    assert records[0]["text"] == "an absolutely wonderful film, I loved it"
+    assert abs(sum(records[0]["probs"].values()) - 1) < 1e-4
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the pool was lovely\n\nthe waiter was rude<br />\n")
+    table = _write_csv(
+        tmp_path / "new.csv", [("a superb, delightful book",), ("a boring, tedious book",)], ("text",)
+    )
+    out = tmp_path / "preds.jsonl"
+    res = cli("predict", run, texts, table, "--output", out)
+    assert res.code == 0, res.err
+    predicted = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in predicted] == [
+        "the pool was lovely",
+        "the waiter was rude<br />",
+        "a superb, delightful book",
+        "a boring, tedious book",
+    ]
+    assert [r["label"] for r in predicted] == ["positive", "negative", "positive", "negative"]
+
+    model, tokenizer = _load_native(run / "model")  # no dlkit involved from here on
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert model.config.label2id == {"negative": 0, "positive": 1}
+    with torch.no_grad():
+        probs = model(**tokenizer(["the pool was lovely"], return_tensors="pt")).logits.softmax(-1)[0]
+    assert probs.tolist() == pytest.approx(
+        [predicted[0]["probs"]["negative"], predicted[0]["probs"]["positive"]], abs=1e-4
+    )
+
+
+# --- other models --------------------------------------------------------------------------------
+def test_rnn_with_class_weights_learns_and_saves_its_tokenizer(cli, tmp_path):
+    run = tmp_path / "run"
+    res = cli(
+        "train",
+        "nlp-sentiment",
+        "--out",
+        run,
+        "--json",
+        "model.name=rnn",
+        "model.rnn=gru",
+        "model.hidden=64",
+        "loss.class_weights=balanced",
+        "train.epochs=4",
+    )
+    assert res.code == 0, res.err
+    result = json.loads(res.out)
+    assert result["beats_baseline"] is True and result["metrics"]["macro_f1"] > 0.5  # majority: 0.36
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(run / "model")
+    assert tokenizer("not good")["input_ids"][0] == tokenizer.cls_token_id
+    assert (run / "model" / "model.safetensors").is_file()
+    assert json.loads((run / "model" / "rnn_config.json").read_text())["cell"] == "gru"
+    res = cli("predict", run, "truly superb, highly recommended")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["label"] == "positive"
+
+
+def test_local_hub_style_checkpoint_fine_tunes_through_the_same_command(
+    cli, tmp_path, tiny_checkpoint, small_reviews
+):
+    import shutil
+
+    data = _write_csv(tmp_path / "reviews.csv", small_reviews)
+    copy = tmp_path / "checkpoint"
+    shutil.copytree(tiny_checkpoint, copy)
+    run = tmp_path / "run"
+    res = cli(
+        "train",
+        "nlp-sentiment",
+        "--data",
+        data,
+        "--out",
+        run,
+        "--json",
+        f"model.name={copy}",
+        "train.epochs=1",
+        "data.batch_size=16",
+    )
+    assert res.code == 0, res.err
+    state = json.loads((run / "preprocess" / "state.json").read_text())
+    assert state["architecture"] == "checkpoint" and state["checkpoint"] == str(copy.resolve())
+    assert state["max_length"] == 64  # capped by the checkpoint's position embeddings
+    assert "lr: 5.0e-05" in (run / "config.yaml").read_text()  # the fine-tuning default
+
+    model, tokenizer = _load_native(run / "model")
+    assert model.config.num_labels == 2 and model.config.id2label == {0: "negative", 1: "positive"}
+    assert tokenizer("a lovely film")["input_ids"][0] == tokenizer.cls_token_id
+    start = _load_native(copy)[0].bert.embeddings.word_embeddings.weight
+    tuned = model.bert.embeddings.word_embeddings.weight
+    assert (tuned - start).abs().max() < 0.01  # fine-tuned from the checkpoint's weights, not re-initialised
+
+    shutil.rmtree(copy)  # evaluate and predict need only the run directory
+    res = cli("evaluate", run, "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["examples"] > 0
+    res = cli("predict", run, "a lovely film")
+    assert res.code == 0, res.err
+    assert set(json.loads(res.out)["probs"]) == {"negative", "positive"}
+
+
+# --- formats and encodings -----------------------------------------------------------------------
+def test_latin1_tsv_needs_data_encoding_then_trains(cli, tmp_path, small_reviews):
+    rows = [(f"{t} Café crème.", label) for t, label in small_reviews]
+    data = tmp_path / "reviews.tsv"
+    data.write_bytes(
+        ("review\tsentiment\n" + "".join(f"{t}\t{label}\n" for t, label in rows)).encode("latin-1")
+    )
+    columns = ["data.text_column=review", "data.label_column=sentiment"]
+    _expect_user_error(
+        cli("train", "nlp-sentiment", "--data", data, *columns),
+        "reviews.tsv",
+        "not valid utf-8",
+        "data.encoding=latin-1",
+    )
+    run = tmp_path / "run"
+    res = cli(
+        "train",
+        "nlp-sentiment",
+        "--data",
+        data,
+        "--out",
+        run,
+        "--json",
+        "data.encoding=latin-1",
+        *columns,
+        "model.name=rnn",
+        "train.epochs=1",
+        *SMALL,
+    )
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["examples"] > 0
+    state = json.loads((run / "preprocess" / "state.json").read_text())
+    assert "café" in json.loads(state["tokenizer"])["model"]["vocab"]
+
+
+def test_jsonl_with_split_column_keeps_the_given_test_split(cli, tmp_path, small_reviews):
+    data = tmp_path / "reviews.jsonl"
+    splits = ["test" if i % 5 == 0 else "train" for i in range(len(small_reviews))]
+    pd.DataFrame(
+        {"text": [t for t, _ in small_reviews], "label": [lb for _, lb in small_reviews], "split": splits}
+    ).to_json(data, orient="records", lines=True)
+    res = cli(
+        "train",
+        "nlp-sentiment",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "run",
+        "--json",
+        "train.epochs=1",
+        *SMALL,
+    )
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["examples"] == splits.count("test")
+
+
+# --- bad input -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "column, present",
+    [("data.text_column=review", "text, label"), ("data.label_column=stars", "text, label")],
+)
+def test_missing_text_or_label_column_names_those_present(cli, column, present):
+    wanted = column.split("=")[1]
+    _expect_user_error(
+        cli("train", "nlp-sentiment", column), f"no column '{wanted}'", f"(columns: {present})"
+    )
+
+
+def test_only_empty_texts(cli, tmp_path):
+    data = _write_csv(tmp_path / "empty.csv", [("", "positive"), ("<br />", "negative"), ("  ", "positive")])
+    _expect_user_error(cli("train", "nlp-sentiment", "--data", data), "empty.csv", "empty text", "'text'")
+
+
+def test_single_class(cli, tmp_path, small_reviews):
+    data = _write_csv(tmp_path / "one.csv", [(t, "positive") for t, _ in small_reviews])
+    _expect_user_error(
+        cli("train", "nlp-sentiment", "--data", data), "single class", "'label'", "two or more"
+    )
+
+
+def test_model_folder_without_config_is_not_a_checkpoint(cli, tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"not a model")
+    _expect_user_error(
+        cli("train", "nlp-sentiment", f"model.name={folder}"),
+        "is not a transformers checkpoint",
+        "no config.json",
+        "save_pretrained",
+    )
+
+
+def test_model_folder_with_a_broken_config(cli, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    _expect_user_error(
+        cli("train", "nlp-sentiment", f"model.name={folder}"), "cannot be loaded as a transformers checkpoint"
+    )
+
+
+def test_unknown_hub_name_offline(cli):
+    _expect_user_error(
+        cli("train", "nlp-sentiment", "model.name=nobody/no-such-model-xyz"),
+        "'nobody/no-such-model-xyz'",
+        "HF_HUB_OFFLINE",
+    )
+
+
+def test_predict_missing_file_and_evaluate_unknown_label(cli, tmp_path, small_reviews):
+    data = _write_csv(tmp_path / "reviews.csv", small_reviews)
+    run = tmp_path / "run"
+    assert (
+        cli(
+            "train", "nlp-sentiment", "--data", data, "--out", run, "model.name=rnn", "train.epochs=1", *SMALL
+        ).code
+        == 0
+    )
+    _expect_user_error(cli("predict", run, tmp_path / "missing.csv"), "missing.csv", "does not exist")
+    _expect_user_error(
+        cli("evaluate", run, "--data", _write_csv(tmp_path / "new.csv", [("fine", "neutral")])),
+        "not trained on: neutral",
+    )
+
+
+def test_check_reports_conflicting_labels_and_balance(cli, tmp_path, small_reviews):
+    rows = small_reviews + [
+        (small_reviews[0][0], "negative" if small_reviews[0][1] == "positive" else "positive")
+    ]
+    data = _write_csv(tmp_path / "reviews.csv", rows)
+    res = cli("check", "nlp-sentiment", "--data", data, "--json", "model.vocab_size=500")
+    assert res.code == 0, res.err
+    findings = {f["check"]: f for f in json.loads(res.out)["findings"]}
+    assert findings["class balance"]["severity"] == "ok"
+    assert any("different labels" in f["message"] for f in json.loads(res.out)["findings"])
+
+
+# --- shared text-table helpers -------------------------------------------------------------------
+def test_duplicates_and_conflicts_keep_the_most_frequent_label():
+    from dlkit.data.textdata import drop_duplicate_texts
+
+    frame = pd.DataFrame({"text": ["a", "b", "a", "a", "b"], "label": ["pos", "neg", "neg", "neg", "neg"]})
+    kept, notes = drop_duplicate_texts(frame, ["text"], "label")
+    assert kept.to_dict("records") == [{"text": "a", "label": "neg"}, {"text": "b", "label": "neg"}]
+    assert "1 text(s) appear with different labels" in notes[0] and "dropped 3 duplicate" in notes[1]
+
+
+def test_pad_collate_pads_to_the_longest_in_the_batch():
+    from dlkit.data.textdata import length_order, pad_collate
+
+    batch = pad_collate(
+        [{"input_ids": [5, 6, 7], "label": 1, "id": "a"}, {"input_ids": [8], "label": 0, "id": "b"}],
+        {"input_ids": 0},
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["label"].tolist() == [1, 0] and batch["id"] == ["a", "b"]
+    assert length_order([3, 1, 2, 1]) == [1, 3, 2, 0]
+
+
+def test_folder_with_train_and_test_tables_keeps_them(cli, tmp_path, small_reviews):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _write_csv(folder / "train.csv", small_reviews[:200])
+    _write_csv(folder / "test.csv", small_reviews[200:])
+    res = cli("check", "nlp-sentiment", "--data", folder, "--json", "model.vocab_size=500")
+    assert res.code == 0, res.err
+    readable = next(f for f in json.loads(res.out)["findings"] if f["check"] == "data readable")
+    assert readable["message"] == "170 train / 30 val / 40 test examples"
+
+
+def test_balanced_class_weights_are_inverse_class_frequencies():
+    from dlkit_recipes.nlp_sentiment import NlpSentiment
+
+    from dlkit.jobs import build_config
+
+    recipe = NlpSentiment(build_config(NlpSentiment, None, ["loss.class_weights=balanced"]))
+    loss = recipe._make_loss({"classes": ["neg", "pos"], "class_counts": {"neg": 25, "pos": 75}})
+    assert loss.weight.tolist() == pytest.approx([2.0, 2 / 3])
+    assert recipe.cfg["train"]["lr"] == 1e-3  # the from-scratch default
