@@ -306,7 +306,9 @@ def fit(
     )
 
 
-def _to_python(value: torch.Tensor) -> float | list:
+def _to_python(value) -> float | list:
+    if not isinstance(value, torch.Tensor):
+        return float(value)
     value = value.detach().cpu()
     return float(value) if value.numel() == 1 and value.dim() == 0 else value.tolist()
 
