@@ -88,7 +88,7 @@ def raw_loop(train, val, epochs: int, lean: bool) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def step(model, batch):
+def step(model, batch, stage="train"):
     logits = model(batch["x"])
     return {"loss": nn.functional.cross_entropy(logits, batch["y"]), "preds": logits, "target": batch["y"]}
 

@@ -86,10 +86,11 @@ def info_cmd(
 
     cls = get_recipe(recipe)
     schema = schema_for(cls)
+    monitor = cls(defaults(schema)).monitor  # the instance decides (it may depend on the config)
     if json_out:
-        console.emit_json({"recipe": recipe, "config": defaults(schema)})
+        console.emit_json({"recipe": recipe, "monitor": monitor, "config": defaults(schema)})
         return
-    typer.echo(f"# {cls.name}: {cls.description}\n# task: {cls.task}; monitored metric: {cls.monitor}\n")
+    typer.echo(f"# {cls.name}: {cls.description}\n# task: {cls.task}; monitored metric: {monitor}\n")
     typer.echo(render_yaml(schema))
 
 
@@ -144,14 +145,17 @@ def train_cmd(
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="Run directory made by `dlkit train`."),
+    overrides: list[str] | None = typer.Argument(
+        None, help="Inference-safe overrides: device=cpu data.batch_size=8 (not model or training keys)."
+    ),
     data: str | None = typer.Option(None, "--data", help="New labelled data to evaluate on (all of it)."),
     json_out: bool = JSON,
 ) -> None:
-    """Metrics on the run's test split (or on new labelled data), beside the naive baseline."""
+    """Metrics on the run's test split (or on new labelled data), beside every baseline."""
     from dlkit import jobs
 
     console.set_quiet(json_out)
-    result = jobs.evaluate(run, data)
+    result = jobs.evaluate(run, data, overrides or [])
     if json_out:
         console.emit_json(result)
 
@@ -159,28 +163,45 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     run: Path = typer.Argument(..., help="Run directory made by `dlkit train`."),
-    inputs: list[str] = typer.Argument(..., help="Files, folders (or CSV files, per recipe) to predict on."),
+    inputs: list[str] = typer.Argument(
+        ...,
+        help="Files, folders (or CSV files, per recipe) to predict on, then any inference-safe "
+        "overrides such as device=cpu or predict.chunk_size=256.",
+    ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Write to F.jsonl or F.csv (default: JSONL on stdout)."
+        None,
+        "--output",
+        "-o",
+        help="Write to F.jsonl, F.csv or F.tsv (default: JSONL on stdout); side files go to F_outputs/.",
     ),
     json_out: bool = JSON,
 ) -> None:
-    """Predictions for new inputs, as JSONL (default, on stdout) or CSV."""
+    """Predictions for new inputs, as JSONL (default, on stdout), CSV or TSV, streamed chunk by chunk."""
     from dlkit import jobs
 
     console.set_quiet(json_out)
-    records = jobs.predict(run, inputs, output)
+    overrides = [i for i in inputs if _is_override(i)]
+    paths = [i for i in inputs if not _is_override(i)]
+    if not paths:
+        from dlkit.errors import UserError
+
+        raise UserError("no inputs to predict on", "give files or folders before any key=value overrides")
+    stream = None if (json_out or output is not None) else jobs.print_records
+    result = jobs.predict(run, paths, output, overrides, on_records=stream)
     if json_out:
-        console.emit_json(
-            {
-                "run": str(run),
-                "count": len(records),
-                "output": str(output) if output else None,
-                "predictions": records if output is None else None,
-            }
-        )
-    elif output is None:
-        jobs.print_records(records)
+        console.emit_json(result)
+
+
+def _is_override(item: str) -> bool:
+    """`key.sub=value` with a config-like key (inputs such as 'a=b.png' files exist: those are paths)."""
+    import re
+
+    key = item.split("=", 1)[0]
+    return (
+        "=" in item
+        and re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*", key) is not None
+        and not Path(item).exists()
+    )
 
 
 def main() -> None:

@@ -63,6 +63,11 @@ SHARED: Schema = {
         ),
         "log_every": opt(20, "steps between loss read-outs (the only host syncs in the loop)"),
     },
+    "predict": {
+        "chunk_size": opt(
+            1024, "examples predicted, written out and freed at a time (keeps memory flat on large inputs)"
+        ),
+    },
     "grad_monitor": {
         "enabled": opt(True, "summarise per-layer gradient norms each epoch and warn when unhealthy"),
         "every": opt(20, "steps between gradient-norm samples"),

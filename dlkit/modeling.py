@@ -103,3 +103,25 @@ def load_pretrained(model: nn.Module, path: str) -> list[str]:
         )
     model.load_state_dict(fitting, strict=False)
     return sorted(set(own) - set(fitting))
+
+
+def timm_classifier(name: str, num_classes: int, in_chans: int = 3, drop_rate: float = 0.0) -> nn.Module:
+    """A randomly initialised timm image classifier (weights only ever come from `load_pretrained`).
+
+    An unknown `name` is a UserError that lists the closest timm model names.
+    """
+    import difflib
+
+    import timm
+
+    if not timm.is_model(name):
+        known = timm.list_models()
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+        close += [m for m in known if name[:6].lower() in m and m not in close][: 5 - len(close)]
+        raise UserError(
+            f"model.name '{name}' is not a timm model",
+            f"similar names: {', '.join(close)}" if close else "see timm.list_models() for the names",
+        )
+    return timm.create_model(
+        name, pretrained=False, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate
+    )

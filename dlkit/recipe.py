@@ -1,9 +1,24 @@
-"""The recipe contract: what is domain-specific, and nothing else.
+"""The recipe contract (v2): what is domain-specific, and nothing else.
 
 A recipe reads its data into datasets (fitting its preprocessing on the training split only),
-builds a model, turns a batch into a loss and outputs, names its metrics and a naive baseline, and
+builds a model, turns a batch into a loss and outputs, names its metrics and its baselines, and
 turns raw inputs into prediction records. It never touches devices, precision, checkpoints,
-schedules or progress: the engine owns those.
+schedules, progress or output locations: the core owns those.
+
+The order the core calls things in:
+
+    cfg = Recipe.resolve_config(cfg)            # train only: auto values fixed before config.yaml is written
+    recipe = Recipe(cfg)                        # cheap: keeps cfg, may set `monitor` from it
+    data = recipe.load_data(path, state)        # fits state on train (state=None) or applies a run's state
+    recipe.setup(data.state, fresh)             # once the state is known: loss, tokenizer, pad id...
+    model = recipe.build_model(state)           # `fresh` told setup whether this is a new training run
+    recipe.step(model, batch, stage)            # stage: "train" | "val" | "test"
+    recipe.metrics(state)                       # fresh torchmetrics Metric objects, each call
+    recipe.baselines(data)                      # named predictors; the core scores them with metrics()
+    recipe.eval_details(data, metrics, base)    # extras for eval.json's `details`
+    recipe.read_inputs / predict_step / to_records / write_outputs   # predict, in chunks
+
+A recipe keeps no state on `self` beyond its config (set in `__init__`) and what `setup` builds.
 
 This module imports nothing heavy, so listing recipes stays cheap.
 """
@@ -11,6 +26,7 @@ This module imports nothing heavy, so listing recipes stays cheap.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +35,13 @@ if TYPE_CHECKING:
     import torch
     from torch.utils.data import Dataset
 
+STAGES = ("train", "val", "test")
+
+# A baseline predictor: one collated test batch (on the CPU) -> {"preds": ..., "target": ...}, in the
+# same form as `step` returns them, so the recipe's own metrics score it. Batches carry their "id"s,
+# so a predictor may look up answers it prepared for the whole test set.
+Baseline = Callable[[dict], dict]
+
 
 @dataclass
 class RecipeData:
@@ -26,6 +49,8 @@ class RecipeData:
 
     `train_weights`, when set, gives each training example a sampling weight (e.g. to over-sample a rare
     class); the engine then draws batches with replacement from those weights, reproducibly.
+    `extras` holds what `load_data` read that later hooks of the same job need (raw series for
+    calibration, say): it is per job, never saved, and replaces stashing it on `self`.
     """
 
     train: Dataset | None
@@ -34,6 +59,7 @@ class RecipeData:
     state: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     train_weights: list[float] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,43 +78,91 @@ class Recipe(ABC):
     description: ClassVar[str]
     default_model: ClassVar[str]
     sample_data: ClassVar[str]  # relative to the project root, e.g. "sample_data/vision_classification"
-    monitor: ClassVar[str] = "accuracy"  # validation metric that picks the best checkpoint
-    monitor_mode: ClassVar[str] = "max"
+    # Example `dlkit predict` inputs (relative to the project root, or absolute): the demo in README and
+    # the every-recipe test predict on these from the run alone.
+    sample_inputs: ClassVar[tuple[str, ...]] = ()
+    # The validation metric that picks the best checkpoint. A class default; an instance may set its
+    # own in __init__ from the config (the core always reads it from the instance).
+    monitor: str = "accuracy"
+    monitor_mode: str = "max"
+    # Config keys (exact, or prefixes ending in ".") that `evaluate`/`predict` may change besides the
+    # shared inference-safe ones (device, data.batch_size, data.num_workers, train.amp, predict.*,
+    # generate.*): e.g. a decision threshold. Every other key would change the fitted model.
+    inference_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: dict):
         self.cfg = cfg
 
+    # --- config ------------------------------------------------------------------------------------
     @classmethod
     def config(cls) -> dict:
-        """Recipe defaults: `opt(...)` for new keys, plain values to change a shared default."""
+        """Recipe defaults: `opt(...)` for new keys, plain values to change a shared default.
+
+        An `opt(...)` under a shared key replaces it, choices included: a recipe that accepts two
+        losses declares `"loss": {"name": opt("cross_entropy", "...", ["cross_entropy", "focal"])}`,
+        so `dlkit info` and the config check tell the truth.
+        """
         return {}
 
+    @classmethod
+    def resolve_config(cls, cfg: dict) -> dict:
+        """Resolve 'auto' values (e.g. `train.lr: null` -> a number for this model) once, before the
+        run's config.yaml is written; return the config (it may be changed in place)."""
+        return cfg
+
+    # --- data and model ----------------------------------------------------------------------------
     @abstractmethod
     def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
         """Read and split the data. With `state` (from a run) apply it; without, fit it on train.
 
         `evaluate_all` (new labelled data given to `dlkit evaluate --data`) puts every example in `test`.
+        Splits come from `dlkit.data.splits` (split columns, files and folders; missing ones assigned).
+        """
+
+    def setup(self, state: dict, fresh: bool) -> None:  # noqa: B027
+        """Build what depends on the fitted state (loss with class weights, tokenizer, pad id...).
+
+        Called once per job, after the state is fitted or loaded and before `build_model`. `fresh` is
+        True only for a new training run (not on resume, evaluate or predict): load backbone weights
+        or warn about settings then, and only then.
         """
 
     @abstractmethod
     def build_model(self, state: dict) -> torch.nn.Module: ...
 
     @abstractmethod
-    def step(self, model: torch.nn.Module, batch: dict) -> dict:
-        """One batch -> {'loss': scalar tensor, 'preds': ..., 'target': ...} (preds/target feed metrics)."""
+    def step(self, model: torch.nn.Module, batch: dict, stage: str) -> dict:
+        """One batch -> {'loss': scalar tensor, 'preds': ..., 'target': ...} (preds/target feed metrics).
+
+        `stage` is "train", "val" (per-epoch validation: keep it cheap, e.g. greedy decoding) or "test"
+        (the final evaluation: full quality, e.g. beam search).
+        """
 
     @abstractmethod
     def metrics(self, state: dict) -> dict:
-        """Name -> torchmetrics Metric, updated with (preds, target); must include `monitor`."""
+        """Name -> a fresh `torchmetrics.Metric` (custom ones subclass it with `add_state`, so they sync
+        under DDP), updated with (preds, target); must include `monitor`."""
 
     @abstractmethod
-    def baseline(self, data: RecipeData) -> dict[str, float]:
-        """The naive model's test metrics (majority class, last value...), shown beside the model's.
+    def baselines(self, data: RecipeData) -> dict[str, Baseline]:
+        """Named baseline predictors: a trivial one and a strong classical one (majority class, copy the
+        source, last value, logistic regression...). Fit them on `data.train` when it is there; at
+        `dlkit evaluate` time (no training data) use what was fitted into the state."""
 
-        eval.json's `beats_baseline` compares the monitored metric with the same key here, unless this
-        dict carries its own boolean `beats_baseline` (e.g. a recipe that demands significance).
+    def eval_details(self, data: RecipeData, metrics: dict, baselines: dict[str, dict]) -> dict:
+        """Extras for eval.json's `details` (signatures, examples, significance tests, per-class tables).
+
+        `metrics` are the model's computed Metric objects, `baselines` each baseline's, with their states
+        still filled in (e.g. the hypotheses a BLEU metric kept).
         """
+        return {}
 
+    def confirm_win(self, details: dict, strongest: str) -> bool:
+        """A stricter verdict than 'the monitored metric is better than the strongest baseline's'
+        (e.g. a significance test in `details`); only asked when the model is better."""
+        return True
+
+    # --- predict -----------------------------------------------------------------------------------
     @abstractmethod
     def read_inputs(self, inputs: list[str], state: dict) -> Dataset:
         """Raw files/folders/rows for `predict` -> dataset of dicts with an 'id' and model inputs."""
@@ -98,9 +172,16 @@ class Recipe(ABC):
 
     @abstractmethod
     def to_records(self, ids: list, outputs: dict[str, torch.Tensor], state: dict) -> list[dict]:
-        """Turn concatenated predict outputs into one JSON-able record per input."""
+        """Turn one chunk of concatenated predict outputs into one JSON-able record per input. Pure."""
 
-    # --- optional hooks ----------------------------------------------------------------------
+    def write_outputs(self, records: list[dict], outputs: dict, state: dict, out_dir: Path) -> None:  # noqa: B027
+        """Write side files (masks, drawings, plots) for one chunk of predictions into `out_dir`.
+
+        The core picks `out_dir` (beside `--output`, else RUN/predictions/<stamp>/) and calls this once
+        per chunk: append, never assume one call sees every input. Records may gain keys naming the files.
+        """
+
+    # --- optional hooks ----------------------------------------------------------------------------
     def check(self, path: Path) -> list[Finding]:
         """Pre-flight findings for `dlkit check`. The default tries to read and split the data.
 

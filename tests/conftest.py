@@ -86,3 +86,29 @@ def flat_images(tmp_path, tiny_images) -> Path:
             for f in cls_dir.iterdir():
                 shutil.copy(f, out / cls_dir.name / f"{split}_{f.name}")
     return out
+
+
+def expect_user_error(res: Result, *fragments: str) -> None:
+    """A user mistake: exit 2, no traceback, and the message names each fragment (rich may wrap lines)."""
+    assert res.code == 2, (res.code, res.err)
+    assert "Traceback" not in res.err
+    text = " ".join(res.err.split())
+    for f in fragments:
+        assert f in res.err or f in text, res.err
+
+
+def load_sample_generator(name: str):
+    """The module `sample_data/make_<name>.py` (each has a `generate(out, seed=..., ...)`)."""
+    spec = importlib.util.spec_from_file_location(f"make_{name}", ROOT / "sample_data" / f"make_{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_ok(cli, recipe: str, out: Path, *args: str) -> dict:
+    """`dlkit train RECIPE --out OUT --json ARGS...`, asserting success; the JSON result."""
+    import json
+
+    res = cli("train", recipe, "--out", out, "--json", *args)
+    assert res.code == 0, res.err
+    return json.loads(res.out)

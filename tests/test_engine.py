@@ -32,7 +32,7 @@ class Blobs(Dataset):
         return {"x": self.x[i], "y": self.y[i]}
 
 
-def step(model, batch):
+def step(model, batch, stage="train"):
     logits = model(batch["x"])
     return {"loss": nn.functional.cross_entropy(logits, batch["y"]), "preds": logits, "target": batch["y"]}
 
@@ -133,8 +133,8 @@ def test_lr_schedules():
 
 
 def test_nan_loss_stops_with_a_job_error(tmp_path):
-    def nan_step(model, batch):
-        out = step(model, batch)
+    def nan_step(model, batch, stage):
+        out = step(model, batch, stage)
         out["loss"] = out["loss"] * float("nan")
         return out
 

@@ -1,5 +1,6 @@
-"""finance-forecasting: beats naive where there is something to learn, says so plainly where there is not,
-never lets the future into training, backtests and predicts end to end, and refuses bad input clearly."""
+"""finance-forecasting: beats naive where there is something to learn, says so plainly where there is not
+(against the strongest baseline, with a significance test), never lets the future into training, reads
+split folders, files and columns, backtests and predicts end to end, and refuses bad input clearly."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT
+import torchmetrics
+from conftest import ROOT, expect_user_error, train_ok
+from dlkit_recipes.finance_forecasting import data as fd
+from dlkit_recipes.finance_forecasting import series as ts
+from dlkit_recipes.finance_forecasting.baselines import seasonal_trend
+from dlkit_recipes.finance_forecasting.metrics import forecast_metrics
 
-from dlkit.data import timeseries as ts
 from dlkit.jobs import build_config
 from dlkit.registry import get_recipe
 
@@ -68,11 +73,12 @@ def _recipe(*overrides: str):
     return cls(build_config(cls, None, list(overrides)))
 
 
-def _expect_user_error(res, *fragments):
-    assert res.code == 2, (res.code, res.err)
-    assert "Traceback" not in res.err
-    for fragment in fragments:
-        assert fragment in res.err, res.err
+def _prices(*tickers: str) -> pd.DataFrame:
+    prices = pd.read_csv(SAMPLE)
+    return prices[prices["ticker"].isin(tickers)] if tickers else prices
+
+
+BASELINES = {"naive", "seasonal_naive", "drift", "seasonal_trend"}
 
 
 # --- stages -----------------------------------------------------------------------------------------
@@ -139,32 +145,82 @@ def test_unnamed_series_column_and_day_first_dates_are_recognised(tmp_path):
     assert data.state["series"]["north"]["train"][0] == "2020-01-01" and not data.notes
 
 
+def test_metrics_are_torchmetrics_in_original_units():
+    """MAE/RMSE/sMAPE are the library's (sMAPE as a fraction in [0, 2]); MASE, direction and coverage are
+    synced Metric subclasses; all read the point forecast (p50) of (B, H, Q) against (truth, last, scale)."""
+    metrics = forecast_metrics({"quantiles": [0.1, 0.5, 0.9], "transform": "diff"})
+    assert all(isinstance(m, torchmetrics.Metric) for m in metrics.values())
+    rng = np.random.default_rng(0)
+    truth = torch.tensor(100 + rng.normal(0, 2, (8, 5)), dtype=torch.float32)
+    point = truth + torch.tensor(rng.normal(0, 1, (8, 5)), dtype=torch.float32)
+    preds = torch.stack([point - 1.5, point, point + 1.5], -1)
+    scale = torch.full_like(truth, 2.0)
+    last = torch.full_like(truth, 100.0)
+    for m in metrics.values():
+        m.update(preds[:4], torch.stack([truth, last, scale], -1)[:4])
+        m.update(preds[4:], torch.stack([truth, last, scale], -1)[4:])
+    error = (truth - point).abs()
+    assert float(metrics["mae"].compute()) == pytest.approx(float(error.mean()), rel=1e-5)
+    assert float(metrics["rmse"].compute()) == pytest.approx(float((error**2).mean().sqrt()), rel=1e-5)
+    smape = (2 * error / (truth.abs() + point.abs())).mean()
+    assert float(metrics["smape"].compute()) == pytest.approx(float(smape), rel=1e-5)
+    assert float(metrics["mase"].compute()) == pytest.approx(float(error.mean() / 2), rel=1e-5)
+    assert np.allclose(metrics["mase"].errors(), (error / 2).mean(1).numpy(), rtol=1e-5)
+    hits = (torch.sign(point - 100) == torch.sign(truth - 100)).float().mean()
+    assert float(metrics["directional_accuracy"].compute()) == pytest.approx(float(hits), rel=1e-5)
+    inside = ((point - 1.5 <= truth) & (truth <= point + 1.5)).float().mean()
+    assert float(metrics["coverage_80"].compute()) == pytest.approx(float(inside), rel=1e-5)
+
+
+def test_seasonal_trend_baseline_extrapolates_trend_and_season_exactly():
+    t = np.arange(400.0)
+    y = 3 + 0.5 * t + 2 * np.sin(2 * np.pi * t / 7) + np.cos(4 * np.pi * t / 7 + 1)
+    origins = np.array([50, 123, 399])
+    forecast = seasonal_trend(y, origins, 10, 7, 43)
+    future = origins[:, None] + np.arange(10)
+    truth = 3 + 0.5 * future + 2 * np.sin(2 * np.pi * future / 7) + np.cos(4 * np.pi * future / 7 + 1)
+    assert np.allclose(forecast, truth, atol=1e-6)
+    assert np.allclose(
+        seasonal_trend(y, origins, 3, 1, 20), 3 + 0.5 * (origins[:, None] + np.arange(3)), atol=2
+    )
+
+
 # --- honesty ------------------------------------------------------------------------------------------
 def test_seasonal_series_model_beats_naive(cli, tmp_path):
+    """Trend + season + noise: the model beats naive and seasonal naive by far, significantly. The series is
+    exactly what the seasonal-trend fit assumes, so that classical rival is the one to beat, and the verdict
+    follows its significance test, whichever way it goes."""
     data = monthly_seasonal(tmp_path / "monthly.csv")
     res = cli("train", "finance-forecasting", "--data", data, "--out", tmp_path / "run", "--json")
     assert res.code == 0, res.err
     result = json.loads(res.out)
-    assert result["metrics"]["mase"] < 1 and result["metrics"]["mase"] < 0.5 * result["baseline"]["mase"]
-    assert result["baseline"]["seasonal_naive_mase"] > result["metrics"]["mase"]
-    assert result["baseline"]["beats_naive"] is True and result["beats_baseline"] is True
-    assert result["baseline"]["verdict"].startswith("the model beats the naive forecast")
-    assert "warning" not in res.err, res.err
+    mase, baselines = result["metrics"]["mase"], result["baselines"]
+    assert set(baselines) == BASELINES and result["monitor"] == "mase"
+    assert mase < 1 and mase < 0.5 * baselines["naive"]["mase"]
+    assert baselines["seasonal_naive"]["mase"] > mase
+    tests = result["details"]["diebold_mariano"]
+    assert tests["naive"]["beats"] is True and tests["seasonal_naive"]["beats"] is True
+    strongest = result["strongest_baseline"]
+    assert strongest == min(baselines, key=lambda n: baselines[n]["mase"]) == "seasonal_trend"
+    assert result["beats_baseline"] is tests[strongest]["beats"]
+    assert result["details"]["verdict"].startswith("the model")
     state = json.loads((tmp_path / "run" / "preprocess" / "state.json").read_text())
     assert (state["frequency"], state["season"], state["horizon"], state["lookback"]) == ("MS", 12, 12, 36)
 
 
 def test_random_walk_is_reported_as_not_beating_naive(cli, tmp_path):
     data = random_walk(tmp_path / "rw.csv")
-    res = cli("train", "finance-forecasting", "--data", data, "--out", tmp_path / "run", "--json")
+    res = cli("train", "finance-forecasting", "--data", data, "--out", tmp_path / "run")
     assert res.code == 0, res.err
     assert "does NOT" in res.err and "naive" in res.err
     report = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert report["baseline"]["beats_naive"] is False and report["beats_baseline"] is False
-    assert "does NOT" in report["baseline"]["verdict"]
-    assert (
-        report["baseline"]["naive_pvalue"] >= 0.05 or report["metrics"]["mase"] >= report["baseline"]["mase"]
-    )
+    assert report["beats_baseline"] is False and "seasonal_naive" not in report["baselines"]  # no season
+    strongest = report["strongest_baseline"]
+    assert strongest in ("naive", "drift")
+    assert "does NOT" in report["details"]["verdict"] and strongest in report["details"]["verdict"]
+    naive = report["details"]["diebold_mariano"]["naive"]
+    assert naive["beats"] is False
+    assert naive["pvalue"] >= 0.05 or report["metrics"]["mase"] >= report["baselines"]["naive"]["mase"]
 
 
 def test_a_planted_leak_cannot_reach_training(tmp_path):
@@ -208,11 +264,89 @@ def test_a_planted_leak_cannot_reach_training(tmp_path):
     assert leaky.val[0]["truth"].max() == 1e6  # the poison is there, only where it belongs
 
 
+# --- layouts: split folders, split files, a split column ---------------------------------------------
+def _split_by_date(frame: pd.DataFrame, val_start: str, test_start: str, names=("train", "valid", "test")):
+    parts = [frame["date"] < val_start, (frame["date"] >= val_start) & (frame["date"] < test_start)]
+    parts.append(frame["date"] >= test_start)
+    return {name: frame[part] for name, part in zip(names, parts, strict=True)}
+
+
+def test_split_folders_with_aliases_train_and_evaluate(cli, tmp_path):
+    """DATA/train/, DATA/valid/, DATA/test/, each a folder of one table per series: the user's parts."""
+    data = tmp_path / "data"
+    for ticker in ("ACME", "BOLT"):
+        frame = _prices(ticker).drop(columns="ticker")
+        for split, part in _split_by_date(frame, "2023-03-01", "2023-08-01").items():
+            (data / split).mkdir(parents=True, exist_ok=True)
+            _write(data / split / f"{ticker}.csv", part)
+    result = train_ok(cli, "finance-forecasting", tmp_path / "run", "--data", data, "train.epochs=1")
+    state = json.loads((tmp_path / "run" / "preprocess" / "state.json").read_text())
+    assert set(state["series"]) == {"ACME", "BOLT"}
+    acme = state["series"]["ACME"]
+    assert acme["train"][1] == "2023-02-28" and acme["val"] == ["2023-03-01", "2023-07-31"]
+    assert acme["test"] == ["2023-08-01", "2023-12-31"]
+    assert set(result["baselines"]) == BASELINES
+    res = cli("evaluate", tmp_path / "run", "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["metrics"]["mase"] == pytest.approx(result["metrics"]["mase"])
+
+
+def test_split_files_and_a_split_column_give_the_same_split(tmp_path):
+    frame = _prices("ACME", "CRUX")
+    files = tmp_path / "files"
+    files.mkdir()
+    names = ("train", "dev", "test")
+    for split, part in _split_by_date(frame, "2023-05-01", "2023-09-01", names).items():
+        _write(files / f"{split}.csv", part)
+    labelled = frame.copy()
+    labelled["split"] = ""  # empty cells take the part their date falls in
+    labelled.loc[labelled["date"] < "2023-01-01", "split"] = "TRAIN"
+    labelled.loc[labelled["date"].between("2023-05-01", "2023-05-31"), "split"] = "Validation"
+    labelled.loc[labelled["date"] >= "2023-09-01", "split"] = "test"
+    column = _write(tmp_path / "labelled.csv", labelled)
+    from_files, from_column = _recipe().load_data(files), _recipe().load_data(column)
+    assert from_files.state["series"] == from_column.state["series"]
+    assert from_files.state["series"]["CRUX"]["val"] == ["2023-05-01", "2023-08-31"]
+    assert len(from_files.test) == len(from_column.test) > 0
+    assert from_column.state["columns"]["targets"] == ["close"]  # the split column is not a value column
+
+
+def test_a_missing_test_split_is_carved_from_the_end_and_noted(tmp_path):
+    data = tmp_path / "data"
+    for split, part in _split_by_date(_prices("ACME"), "2023-06-01", "2099-01-01").items():
+        if len(part):
+            (data / split).mkdir(parents=True, exist_ok=True)
+            _write(data / split / "prices.csv", part)
+    loaded = _recipe().load_data(data)
+    acme = loaded.state["series"]["ACME"]
+    assert (
+        acme["val"][0] == "2023-06-01"
+        and acme["val"][1] < acme["test"][0]
+        and acme["test"][1] == "2023-12-31"
+    )
+    assert any("no test rows" in note for note in loaded.notes)
+
+
+def test_split_column_out_of_time_order_is_refused(cli, tmp_path):
+    frame = _prices("ACME").copy()
+    frame["split"] = np.where(frame["date"] < "2023-06-01", "train", "test")
+    frame.loc[frame["date"].between("2022-01-01", "2022-01-31"), "split"] = "val"
+    expect_user_error(
+        cli("train", "finance-forecasting", "--data", _write(tmp_path / "x.csv", frame)),
+        "series 'ACME': rows marked train run to 2023-05-31",
+        "rows marked val start at 2022-01-01",
+    )
+    frame["split"] = np.where(frame["date"] < "2023-06-01", "train", "holdout")
+    expect_user_error(
+        cli("train", "finance-forecasting", "--data", _write(tmp_path / "y.csv", frame)),
+        "split 'holdout' is not a split name",
+        "valid",
+    )
+
+
 # --- end to end ---------------------------------------------------------------------------------------
 def test_backtest_predict_and_evaluate_end_to_end(cli, tmp_path, monkeypatch):
-    data = tmp_path / "prices.csv"
-    prices = pd.read_csv(SAMPLE)
-    _write(data, prices[prices["ticker"].isin(["ACME", "BOLT"])])
+    data = _write(tmp_path / "prices.csv", _prices("ACME", "BOLT"))
     run = tmp_path / "run"
     res = cli(
         "train",
@@ -229,41 +363,61 @@ def test_backtest_predict_and_evaluate_end_to_end(cli, tmp_path, monkeypatch):
     assert res.code == 0, res.err
     assert "backtest fold 2/2" in res.err and "backtest over 2 folds" in res.err
     result = json.loads((run / "eval.json").read_text())
-    assert "coverage_80" in result["metrics"]
+    assert "coverage_80" in result["metrics"] and set(result["baselines"]) == BASELINES
     backtest = json.loads((run / "preprocess" / "state.json").read_text())["backtest"]
     assert [f["fold"] for f in backtest["folds"]] == [1, 2]
     first, second = backtest["folds"]
     assert first["test"][1] < second["test"][0] and first["train"][1] < second["train"][1]
-    assert {"mase", "mae", "rmse", "smape"} <= set(backtest["mean"]) and "mase" in backtest["baseline_mean"]
+    assert {"mase", "mae", "rmse", "smape"} <= set(backtest["mean"])
+    assert set(backtest["baseline_mean"]) == BASELINES and "mase" in backtest["baseline_mean"]["naive"]
+    assert all(f["strongest_baseline"] in BASELINES and "naive" in f["pvalues"] for f in backtest["folds"])
+    # the last fold ends where the main split does: same test windows, same naive score
+    assert second["baselines"]["naive"]["mase"] == pytest.approx(result["baselines"]["naive"]["mase"])
 
     res = cli("evaluate", run, "--json")
     assert res.code == 0, res.err
-    assert json.loads(res.out)["metrics"]["mase"] == pytest.approx(result["metrics"]["mase"])
+    again = json.loads(res.out)
+    assert again["metrics"]["mase"] == pytest.approx(result["metrics"]["mase"])
+    assert again["baselines"]["seasonal_trend"] == pytest.approx(result["baselines"]["seasonal_trend"])
 
-    history = tmp_path / "history.csv"
-    _write(history, prices[prices["ticker"] == "ACME"].tail(80))
-    monkeypatch.chdir(tmp_path)
+    history = _write(tmp_path / "history.csv", _prices("ACME").tail(80))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     out = tmp_path / "forecast.csv"
     res = cli("predict", run, history, "--output", out)
     assert res.code == 0, res.err
     rows = list(csv.DictReader(out.open()))
     horizon = 14
     assert len(rows) == horizon and {r["series"] for r in rows} == {"ACME"}
-    last = pd.Timestamp(prices[prices["ticker"] == "ACME"]["date"].max())
+    last = pd.Timestamp(_prices("ACME")["date"].max())
     assert [r["date"] for r in rows] == [
         str((last + pd.Timedelta(days=h)).date()) for h in range(1, horizon + 1)
     ]
     assert all(float(r["p10"]) <= float(r["forecast"]) <= float(r["p90"]) for r in rows)
-    assert (tmp_path / "forecast.png").stat().st_size > 10_000
+    assert (tmp_path / "forecast_outputs" / "forecast.png").stat().st_size > 10_000
+    assert not any(cwd.iterdir())  # nothing in the working directory
 
-
-def test_default_config_on_sample_data_beats_naive(cli, tmp_path):
-    res = cli("train", "finance-forecasting", "--out", tmp_path / "run", "--json", "train.epochs=6")
+    res = cli("predict", run, history, "--output", tmp_path / "again.jsonl", "predict.plot=false")
     assert res.code == 0, res.err
-    result = json.loads(res.out)
-    assert (
-        result["metrics"]["mase"] < result["baseline"]["mase"] and result["baseline"]["beats_naive"] is True
-    )
+    assert not (tmp_path / "again_outputs").exists() or not any((tmp_path / "again_outputs").iterdir())
+
+    both = _write(tmp_path / "both.csv", _prices("ACME", "BOLT"))
+    chunks = ["predict.chunk_size=1", "data.batch_size=1"]  # one series per chunk: one plot each, none lost
+    res = cli("predict", run, both, "--output", tmp_path / "both.jsonl", *chunks)
+    assert res.code == 0, res.err
+    assert sorted(p.name for p in (tmp_path / "both_outputs").iterdir()) == ["forecast.png", "forecast_2.png"]
+
+
+def test_default_config_on_sample_data_beats_the_strongest_baseline(cli, tmp_path):
+    result = train_ok(cli, "finance-forecasting", tmp_path / "run", "train.epochs=6")
+    baselines = result["baselines"]
+    assert set(baselines) == BASELINES
+    strongest = result["strongest_baseline"]
+    assert strongest == min(baselines, key=lambda n: baselines[n]["mase"])
+    assert result["metrics"]["mase"] < baselines[strongest]["mase"] < baselines["naive"]["mase"]
+    assert result["beats_baseline"] is True
+    assert result["details"]["diebold_mariano"][strongest]["pvalue"] < 0.05
 
 
 @pytest.mark.parametrize("model", ["lstm", "gru", "tcn", "transformer"])
@@ -296,7 +450,7 @@ def test_check_reports_frequency_season_and_split(cli, tmp_path):
 # --- bad input ----------------------------------------------------------------------------------------
 def test_no_date_column(cli, tmp_path):
     path = _write(tmp_path / "x.csv", pd.DataFrame({"when": ["a", "b"], "value": [1, 2]}))
-    _expect_user_error(
+    expect_user_error(
         cli("train", "finance-forecasting", "--data", path),
         "no date column",
         "when, value",
@@ -308,7 +462,7 @@ def test_unparsable_dates_are_shown(cli, tmp_path):
     dates = list(pd.date_range("2020-01-01", periods=50).strftime("%Y-%m-%d"))
     dates[7], dates[30] = "yesterday", "2020-13-45"
     path = _write(tmp_path / "x.csv", pd.DataFrame({"date": dates, "value": range(50)}))
-    _expect_user_error(
+    expect_user_error(
         cli("train", "finance-forecasting", "--data", path),
         "2 value(s) that are not dates",
         "line 9: 'yesterday'",
@@ -319,9 +473,9 @@ def test_unparsable_dates_are_shown(cli, tmp_path):
 def test_too_few_rows_says_how_many_are_needed(cli, tmp_path):
     dates = pd.date_range("2020-01-01", periods=30).strftime("%Y-%m-%d")
     path = _write(tmp_path / "x.csv", pd.DataFrame({"date": dates, "value": np.arange(30.0)}))
-    needed = _recipe("data.lookback=20", "data.horizon=7")._needed(20, 7)
+    needed = fd.needed(_recipe().cfg["data"], 20, 7)
     assert needed > 30
-    _expect_user_error(
+    expect_user_error(
         cli("train", "finance-forecasting", "--data", path, "data.lookback=20", "data.horizon=7"),
         "has 30 time steps",
         f"need at least {needed}",
@@ -335,7 +489,7 @@ def test_non_numeric_values_are_shown(cli, tmp_path):
     path = _write(
         tmp_path / "x.csv", pd.DataFrame({"date": pd.date_range("2020-01-01", periods=60), "price": values})
     )
-    _expect_user_error(
+    expect_user_error(
         cli("train", "finance-forecasting", "--data", path),
         "column 'price' has 2 non-numeric",
         "line 6: '$12'",
@@ -352,7 +506,7 @@ def test_series_with_a_single_point(cli, tmp_path):
         }
     )
     path = _write(tmp_path / "x.csv", frame)
-    _expect_user_error(
+    expect_user_error(
         cli("train", "finance-forecasting", "--data", path),
         "series 'LONE' has a single point",
         "2020-02-01",
@@ -362,7 +516,7 @@ def test_series_with_a_single_point(cli, tmp_path):
 
 def test_too_many_backtest_folds_are_refused_before_training(cli, tmp_path):
     data = monthly_seasonal(tmp_path / "m.csv", series=1, months=120)
-    _expect_user_error(
+    expect_user_error(
         cli("train", "finance-forecasting", "--data", data, "--out", tmp_path / "run", "backtest.folds=9"),
         "too short for a 9-fold backtest",
         "lower backtest.folds",

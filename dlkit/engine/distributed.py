@@ -56,6 +56,15 @@ def mean(value: torch.Tensor) -> torch.Tensor:
     return value / dist.get_world_size()
 
 
+def total(value: torch.Tensor) -> torch.Tensor:
+    """The sum of a tensor over all processes (itself when not distributed)."""
+    if not dist.is_initialized():
+        return value
+    value = value.clone()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -1,20 +1,25 @@
-"""Walk-forward backtest: per-fold split bounds and the rolling-origin re-training loop."""
+"""Walk-forward backtest: per-fold split bounds, and the rolling-origin loop that re-runs the core's own
+train-and-evaluate job on each fold."""
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from dlkit_recipes.finance_forecasting.metrics import forecast_metrics
+from dlkit_recipes.finance_forecasting import data as fd
+from dlkit_recipes.finance_forecasting import series as ts
+from dlkit_recipes.finance_forecasting.baselines import choose_fit_window
 
 from dlkit import console
-from dlkit.data import timeseries as ts
 from dlkit.errors import UserError
+from dlkit.recipe import RecipeData
 
 if TYPE_CHECKING:  # annotations only: the recipe module imports this one
-    from dlkit_recipes.finance_forecasting.recipe import FinanceForecasting, Raw
+    from dlkit_recipes.finance_forecasting.reading import Raw
+    from dlkit_recipes.finance_forecasting.recipe import FinanceForecasting
 
 
 def fold_bounds(n: int, test_size: int, val_size: int, folds: int, fold: int) -> list[int]:
@@ -26,81 +31,61 @@ def fold_bounds(n: int, test_size: int, val_size: int, folds: int, fold: int) ->
     return [test_end - test_size - val_size, test_end - test_size, test_end]
 
 
-def backtest_bounds(raw: Raw, spec: ts.WindowSpec, data_cfg: dict, folds: int, fold: int) -> dict:
-    """Each series' fold bounds; refuses a series whose first fold would have no training window."""
-    bounds = {}
-    for name, grid in raw.grids.items():
-        n = len(grid.dates)
-        train_end, val_end = ts.time_split(
-            n, data_cfg["val_fraction"], data_cfg["test_fraction"], spec.horizon
-        )
-        bounds[name] = fold_bounds(n, n - val_end, val_end - train_end, folds, fold)
-        if bounds[name][0] < spec.history + spec.horizon:
+def backtest_bounds(bounds: dict[str, list[int]], history: int, horizon: int, folds: int, fold: int) -> dict:
+    """Each series' fold bounds, with the main split's validation and test sizes; refuses a series whose
+    first fold would have no training window."""
+    out = {}
+    for name, (train_end, val_end, n) in bounds.items():
+        out[name] = fold_bounds(n, n - val_end, val_end - train_end, folds, fold)
+        if out[name][0] < history + horizon:
             raise UserError(
                 f"series '{name}' is too short for a {folds}-fold backtest: fold {fold + 1} would train "
-                f"on {max(0, bounds[name][0])} steps, fewer than the {spec.history + spec.horizon} one "
-                "training window needs",
+                f"on {max(0, out[name][0])} steps, fewer than the {history + horizon} one training "
+                "window needs",
                 "lower backtest.folds or data.test_fraction",
             )
-    return bounds
+    return out
 
 
-def walk_forward(recipe: FinanceForecasting, raw: Raw, state: dict, folds: int) -> dict:
+def walk_forward(recipe: FinanceForecasting, raw: Raw, bounds: dict, state: dict, folds: int) -> dict:
     """Rolling-origin evaluation: per fold, re-fill gaps and re-fit scaling and season on that fold's past,
-    re-train with `dlkit.engine.loop.fit` in a throw-away folder, score its test block beside the baselines.
+    then train and evaluate it with the core's `train_and_evaluate` in a throw-away folder, baselines
+    and significance test included.
 
-    Lookback and horizon stay as in `state`, so the folds compare one design over time.
+    Each fold runs a fresh recipe whose config has the backtest off (no nesting) and the seed moved on by
+    the fold number. Lookback and horizon stay as in `state`, so the folds compare one design over time.
     """
-    from dlkit.engine import checkpoint
-    from dlkit.engine.device import pick_device
-    from dlkit.engine.loop import evaluate, fit, make_loader
     from dlkit.engine.rng import seed_everything
-    from dlkit.modeling import init_weights
+    from dlkit.jobs import train_and_evaluate
 
-    cfg, spec, d = recipe.cfg, recipe.spec(state), recipe.cfg["data"]
-    device = pick_device(cfg["device"])
+    d, spec = recipe.cfg["data"], fd.spec(state)
     results, quiet = [], console.is_quiet()
     for fold in range(folds):
-        bounds = backtest_bounds(raw, spec, d, folds, fold)
-        series = recipe.fill_series(raw, bounds)[0]
-        season = d["season"] or ts.detect_season(
-            [s.y[: bounds[s.name][0]] for s in series], state["frequency"]
-        )
+        cuts = backtest_bounds(bounds, spec.history, spec.horizon, folds, fold)
+        series = fd.fill_series(raw, cuts, d)[0]
+        season = d["season"] or ts.detect_season([s.y[: cuts[s.name][0]] for s in series], state["frequency"])
         fold_state = {
             **state,
             "season": season,
-            "series": {
-                s.name: recipe.describe_series(s, bounds[s.name], season, spec.transform) for s in series
-            },
+            "series": {s.name: fd.describe_series(s, cuts[s.name], season, spec.transform) for s in series},
         }
-        train, val, test = recipe.split_sets(series, fold_state, bounds)
-        seed_everything(cfg["seed"] + fold)
-        model = recipe.build_model(fold_state)
-        init_weights(model, cfg["model"]["init"], cfg["model"]["activation"])
+        fold_state.pop("backtest", None)
+        train, val, test = fd.split_sets(series, fold_state, cuts)
+        fold_state["baseline_window"] = choose_fit_window(val, fold_state)
+        cfg = copy.deepcopy(recipe.cfg)
+        cfg["backtest"]["folds"] = 0
+        cfg["seed"] = recipe.cfg["seed"] + fold
+        job = RecipeData(train, val, test, fold_state, extras={"raw": raw})
+        seed_everything(cfg["seed"])
         console.set_quiet(True)
         try:
             with tempfile.TemporaryDirectory(prefix="dlkit-backtest-") as tmp:
-                fit(
-                    model,
-                    recipe.step,
-                    train,
-                    val,
-                    forecast_metrics(fold_state),
-                    cfg,
-                    Path(tmp),
-                    monitor=recipe.monitor,
-                    mode=recipe.monitor_mode,
-                    collate=recipe.collate,
-                )
-                checkpoint.load_weights(Path(tmp) / "checkpoints" / "best.safetensors", model)
+                fit, report = train_and_evaluate(type(recipe)(cfg), job, Path(tmp))
         finally:
             console.set_quiet(quiet)
-        metrics = forecast_metrics(fold_state)
-        loader = make_loader(test, cfg, shuffle=False, collate=recipe.collate)
-        scores = evaluate(model.to(device), recipe.step, loader, metrics, device)
-        baselines = recipe.baseline_values(test, fold_state)
-        found = recipe.verdict(metrics["mase"], spec.horizon)
         first = fold_state["series"][series[0].name]
+        naive = report["baselines"]["naive"]["mase"]
+        strongest = report["strongest_baseline"]
         results.append(
             {
                 "fold": fold + 1,
@@ -108,27 +93,31 @@ def walk_forward(recipe: FinanceForecasting, raw: Raw, state: dict, folds: int) 
                 "test": first["test"],
                 "windows": len(test),
                 "season": season,
-                "metrics": {k: v for k, v in scores.items() if k != "loss"},
-                "baseline": {k: v for k, v in baselines.items() if k != "season"},
-                "beats_naive": found["beats_naive"],
-                "naive_pvalue": found["naive_pvalue"],
+                "epochs": fit.epochs_run,
+                "metrics": {k: v for k, v in report["metrics"].items() if k != "loss"},
+                "baselines": report["baselines"],
+                "strongest_baseline": strongest,
+                "beats_baseline": report["beats_baseline"],
+                "pvalues": {n: t["pvalue"] for n, t in report["details"]["diebold_mariano"].items()},
             }
         )
         console.info(
             f"backtest fold {fold + 1}/{folds} (test {first['test'][0]}..{first['test'][1]}): MASE "
-            f"{scores['mase']:.3f} vs naive {baselines['mase']:.3f}"
-            + ("" if found["beats_naive"] else " -- does not beat naive")
+            f"{report['metrics']['mase']:.3f} vs naive {naive:.3f}, {strongest} "
+            f"{report['baselines'][strongest]['mase']:.3f}"
+            + ("" if report["beats_baseline"] else f" -- does not beat {strongest}")
         )
     mean = {k: float(np.mean([r["metrics"][k] for r in results])) for k in results[0]["metrics"]}
-    naive = {
-        k: float(np.mean([r["baseline"][k] for r in results]))
-        for k in results[0]["baseline"]
-        if all(k in r["baseline"] for r in results)
+    names = [n for n in results[0]["baselines"] if all(n in r["baselines"] for r in results)]
+    baseline_mean = {
+        n: {k: float(np.mean([r["baselines"][n][k] for r in results])) for k in results[0]["baselines"][n]}
+        for n in names
     }
-    beaten = sum(r["beats_naive"] for r in results)
+    beaten = sum(bool(r["beats_baseline"]) for r in results)
+    best = min(names, key=lambda n: baseline_mean[n]["mase"])
     (console.info if beaten == folds else console.warn)(
-        f"backtest over {folds} folds: mean MASE {mean['mase']:.3f} vs naive {naive['mase']:.3f}; "
-        f"the model beats "
-        f"naive in {beaten} of {folds} folds"
+        f"backtest over {folds} folds: mean MASE {mean['mase']:.3f} vs naive "
+        f"{baseline_mean['naive']['mase']:.3f}, {best} {baseline_mean[best]['mase']:.3f}; the model beats "
+        f"the strongest baseline in {beaten} of {folds} folds"
     )
-    return {"folds": results, "mean": mean, "baseline_mean": naive, "folds_beating_naive": beaten}
+    return {"folds": results, "mean": mean, "baseline_mean": baseline_mean, "folds_beating_baseline": beaten}

@@ -1,98 +1,150 @@
-"""Forecast metrics in original units, used like torchmetrics Metrics: MAE, RMSE, sMAPE, MASE, direction,
-interval coverage."""
+"""Forecast metrics in original units, all `torchmetrics.Metric`s: MAE, RMSE and sMAPE from the library;
+MASE, directional accuracy and interval coverage as small subclasses with synced states.
+
+Every metric takes `preds` (B, H, Q): the forecast (Q = 1) or p10/p50/p90 (Q = 3, sorted), and `target`
+(B, H, 3): truth, last observed value and the series' MASE scale (`windows.pack_target`).
+
+Sums are kept in float64 (float32 where Apple's MPS, which has no float64, may be the device) and results
+are rounded to float32, so a score does not depend on how the windows were batched.
+"""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+from torchmetrics import (
+    MeanAbsoluteError,
+    MeanSquaredError,
+    Metric,
+    SymmetricMeanAbsolutePercentageError,
+)
+from torchmetrics.utilities import dim_zero_cat
+
+ACCUMULATE = torch.float32 if torch.backends.mps.is_available() else torch.float64
 
 
 def forecast_metrics(state: dict) -> dict:
     """MAE, RMSE, sMAPE and MASE of the point forecast; direction for change targets; interval coverage."""
     point = 1 if state["quantiles"] else 0
     out = {
-        "mae": ForecastMetric("mae", point),
-        "rmse": ForecastMetric("rmse", point),
-        "smape": ForecastMetric("smape", point),
+        "mae": PointMAE(point),
+        "rmse": PointRMSE(point),
+        "smape": PointSMAPE(point),
         "mase": MASE(point),
     }
     if state["transform"] != "level":
-        out["directional_accuracy"] = ForecastMetric("direction", point)
+        out["directional_accuracy"] = DirectionalAccuracy(point)
     if state["quantiles"]:
-        out["coverage_80"] = ForecastMetric("coverage", point)
+        out["coverage_80"] = Coverage()
     return out
 
 
-class ForecastMetric:
-    """One error measure over every (window, step) in original units, used like a torchmetrics Metric.
+class _PointForecast:
+    """Feeds a library metric the point forecast (`preds[..., point]`) and the truth (`target[..., 0]`)."""
 
-    `preds` is (B, H, Q) (Q = 1, or p10/p50/p90); `target` is (B, H, 3): truth, last observed value and the
-    series' MASE scale.
-    """
-
-    def __init__(self, kind: str, point: int = 0):
-        self.kind, self.point = kind, point
-        self.reset()
-
-    def reset(self) -> None:
-        self.total, self.count = 0.0, 0
-
-    def to(self, device) -> ForecastMetric:
-        return self
-
-    def _values(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        truth, last, scale = target.double().unbind(-1)
-        p = preds[..., self.point].double()
-        if self.kind == "mae":
-            return (truth - p).abs()
-        if self.kind == "rmse":
-            return (truth - p) ** 2
-        if self.kind == "smape":
-            denom = truth.abs() + p.abs()
-            return torch.where(
-                denom > 0, 200 * (truth - p).abs() / denom.clamp_min(1e-12), torch.zeros_like(p)
-            )
-        if self.kind == "mase":
-            return (truth - p).abs() / scale
-        if self.kind == "coverage":
-            return ((preds[..., 0] <= truth) & (truth <= preds[..., -1])).double()
-        moved = truth != last
-        hit = (torch.sign(p - last) == torch.sign(truth - last)).double()
-        return hit[moved]
+    def __init__(self, point: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.point = point
+        self.set_dtype(ACCUMULATE)
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        values = self._values(preds.detach().cpu(), target.detach().cpu())
-        self.total += float(values.sum())
-        self.count += values.numel()
+        super().update(preds[..., self.point].to(ACCUMULATE), target[..., 0].to(ACCUMULATE))
 
     def compute(self) -> torch.Tensor:
-        mean = self.total / max(1, self.count)
-        return torch.tensor(math.sqrt(mean) if self.kind == "rmse" else mean)
+        return super().compute().float()
 
 
-class MASE(ForecastMetric):
-    """MASE, keeping each window's error and the naive forecast's error for the significance test."""
+class PointMAE(_PointForecast, MeanAbsoluteError):
+    """Mean absolute error over every (window, step)."""
 
-    def __init__(self, point: int = 0):
-        super().__init__("mase", point)
 
-    def reset(self) -> None:
-        super().reset()
-        self.model_err: list[torch.Tensor] = []
-        self.naive_err: list[torch.Tensor] = []
+class PointRMSE(_PointForecast, MeanSquaredError):
+    """Root mean squared error over every (window, step)."""
+
+    def __init__(self, point: int = 0, **kwargs):
+        super().__init__(point, squared=False, **kwargs)
+
+
+class PointSMAPE(_PointForecast, SymmetricMeanAbsolutePercentageError):
+    """Symmetric MAPE as torchmetrics defines it: mean of 2|y - f| / (|y| + |f|), a fraction in [0, 2]."""
+
+
+class MASE(Metric):
+    """Mean absolute error scaled by the series' in-sample (seasonal) naive error, over every (window, step).
+
+    Also keeps each window's mean scaled error, so `eval_details` can test two forecasts of the same
+    windows against each other (Diebold-Mariano).
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, point: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.point = point
+        self.add_state("total", torch.tensor(0.0, dtype=ACCUMULATE), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("window_errors", [], dist_reduce_fx="cat")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        super().update(preds, target)
-        preds, target = preds.detach().cpu(), target.detach().cpu()
-        truth, last, scale = target.double().unbind(-1)
-        self.model_err.append(self._values(preds, target).mean(1))
-        self.naive_err.append(((truth - last).abs() / scale).mean(1))
+        truth, point = target[..., 0].to(ACCUMULATE), preds[..., self.point].to(ACCUMULATE)
+        errors = (truth - point).abs() / target[..., 2].to(ACCUMULATE)
+        self.total += errors.sum()
+        self.count += errors.numel()
+        self.window_errors.append(errors.mean(1))
 
-    @property
-    def windows(self) -> int:
-        return sum(len(e) for e in self.model_err)
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count.clamp_min(1)).float()
 
-    def errors(self) -> tuple[np.ndarray, np.ndarray]:
-        return torch.cat(self.model_err).numpy(), torch.cat(self.naive_err).numpy()
+    def errors(self) -> np.ndarray:
+        """Each window's mean scaled error, in the order the windows were seen."""
+        if not self.window_errors:
+            return np.zeros(0)
+        return dim_zero_cat(self.window_errors).detach().cpu().double().numpy()
+
+
+class DirectionalAccuracy(Metric):
+    """Share of (window, step) cells where the forecast moves from the last value the way the truth did;
+    cells where the truth did not move are left out. A 'no change' forecast scores 0."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, point: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.point = point
+        self.add_state("hits", torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        truth, last = target[..., 0].float(), target[..., 1].float()
+        moved = truth != last
+        hit = torch.sign(preds[..., self.point].float() - last) == torch.sign(truth - last)
+        self.hits += (hit & moved).sum()
+        self.count += moved.sum()
+
+    def compute(self) -> torch.Tensor:
+        return self.hits.float() / self.count.clamp_min(1)
+
+
+class Coverage(Metric):
+    """Share of (window, step) cells whose truth lies inside [p10, p90]: 0.8 when the interval is honest."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("inside", torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        truth = target[..., 0].float()
+        self.inside += ((preds[..., 0] <= truth) & (truth <= preds[..., -1])).sum()
+        self.count += truth.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.inside.float() / self.count.clamp_min(1)

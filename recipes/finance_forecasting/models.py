@@ -1,4 +1,4 @@
-"""The forecasting nets: an MLP, LSTM, GRU, TCN or transformer encoder over the past window."""
+"""The forecasting nets (an MLP, LSTM, GRU, TCN or transformer encoder over the past window) and losses."""
 
 from __future__ import annotations
 
@@ -95,3 +95,27 @@ class Forecaster(nn.Module):
     def forward(self, past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.encode(past), future.flatten(1)], 1)
         return self.head(x).view(-1, self.horizon, self.quantiles)
+
+
+class PinballLoss(nn.Module):
+    """The quantile (pinball) loss, averaged over quantiles, steps and windows: outputs (B, H, Q)."""
+
+    def __init__(self, quantiles: list[float]):
+        super().__init__()
+        self.register_buffer("quantiles", torch.tensor(quantiles), persistent=False)
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        q = self.quantiles.to(device=out.device, dtype=out.dtype)
+        error = target.unsqueeze(-1) - out
+        return torch.maximum(q * error, (q - 1) * error).mean()
+
+
+class PointLoss(nn.Module):
+    """MAE or MSE of the single output (B, H, 1) against the target (B, H)."""
+
+    def __init__(self, loss: nn.Module):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss(out[..., 0], target)

@@ -1,23 +1,20 @@
-"""Time-series stages for forecasting recipes: regular grids, gaps, time splits, scaling, windows, baselines.
+"""Series stages: dates and numbers read with clear errors, frequency, the regular grid, gaps, target
+transforms, scaling, season detection and calendar features.
 
-Everything that looks at values looks only at the past. Splits are by time (train, then validation,
-then test at the end of each series); scalers, the MASE scale and season detection see the training
-part only; gap filling never reaches across a split boundary into later values. A model evaluated on
-these windows can therefore look no better than it would have been in real time.
+Everything that looks at values looks only at the past. Scalers, the MASE scale and season detection
+see the training part only; gap filling never reaches across a split boundary into later values.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from pandas.tseries.frequencies import to_offset
-from torch.utils.data import Dataset
 
+from dlkit.data.splits import SPLITS
 from dlkit.errors import UserError
 
 TRANSFORMS = ("level", "diff", "return", "log_return")
@@ -207,19 +204,27 @@ def season_candidates(freq: str) -> list[int]:
     return []
 
 
-# --- regular grid, gaps, split ---------------------------------------------------------------
+# --- regular grid and gaps ---------------------------------------------------------------
 @dataclass
 class Grid:
-    """One series on a regular grid of dates; NaN where nothing was observed (a gap)."""
+    """One series on a regular grid of dates; NaN where nothing was observed (a gap).
+
+    `parts` holds the splits the data gave (a split column, file or folder): split -> (first, last) grid
+    index of the rows marked with it.
+    """
 
     dates: pd.DatetimeIndex
     values: np.ndarray  # (n, k)
     duplicates: list[str] = field(default_factory=list)
     off_grid: list[str] = field(default_factory=list)
+    parts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def regularize(dates: pd.Series, values: np.ndarray, freq: str) -> Grid:
-    """Snap dates to the grid (to the period they fall in), keep the last row of a duplicated date."""
+def regularize(dates: pd.Series, values: np.ndarray, freq: str, splits: np.ndarray | None = None) -> Grid:
+    """Snap dates to the grid (to the period they fall in), keep the last row of a duplicated date.
+
+    `splits` (one split name or None per row) gives the grid span of each split the rows name.
+    """
     offset = frequency_offset(freq)
     order = np.argsort(dates.to_numpy(), kind="stable")
     stamps = pd.DatetimeIndex(dates.to_numpy()[order])
@@ -233,20 +238,14 @@ def regularize(dates: pd.Series, values: np.ndarray, freq: str) -> Grid:
     out = np.full((len(grid), values.shape[1]), np.nan)
     out[pos[last]] = values[last]
     duplicated = [str(grid[p].date()) for p in pos[~last]]
-    return Grid(grid, out, duplicated, [str(s) for s in stamps[off]])
-
-
-def time_split(n: int, val_fraction: float, test_fraction: float, min_part: int) -> tuple[int, int]:
-    """(end of train, end of validation): train first, then validation, then test at the end."""
-    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise UserError(
-            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
-            "in (0, 1) and add up to less than 1",
-            "forecasting keeps the last part of each series for validation and test",
-        )
-    n_test = max(min_part, round(n * test_fraction))
-    n_val = max(min_part, round(n * val_fraction))
-    return n - n_val - n_test, n - n_test
+    parts = {}
+    if splits is not None:
+        splits = np.asarray(splits, dtype=object)[order]
+        for name in SPLITS:
+            where = pos[splits == name]
+            if len(where):
+                parts[name] = (int(where.min()), int(where.max()))
+    return Grid(grid, out, duplicated, [str(s) for s in stamps[off]], parts)
 
 
 def fill_gaps(values: np.ndarray, method: str, bounds: list[int]) -> tuple[np.ndarray, int]:
@@ -392,145 +391,3 @@ def calendar_features(dates: pd.DatetimeIndex, names: list[str]) -> np.ndarray:
         angle = 2 * np.pi * np.asarray(phase[name], dtype=float)
         columns += [np.sin(angle), np.cos(angle)]
     return np.stack(columns, 1) if columns else np.zeros((len(dates), 0))
-
-
-# --- windows -----------------------------------------------------------------------------------
-@dataclass
-class Series:
-    """One filled series on its grid, with its lagged covariates (original units)."""
-
-    name: str
-    dates: pd.DatetimeIndex
-    y: np.ndarray
-    covariates: np.ndarray  # (n, k)
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    lookback: int
-    horizon: int
-    transform: str
-    calendar: tuple[str, ...]
-    freq: str
-
-    @property
-    def history(self) -> int:
-        """Points before an origin a window reads: the lookback plus one, for the first change."""
-        return self.lookback + 1
-
-
-def fit_encoding(s: Series, train_end: int, kind: str, season: int) -> dict:
-    """Per-series scaling fitted on the training part only, plus its MASE scale."""
-    y = s.y[:train_end]
-    return {
-        "target": fit_scaler(to_target(y, kind)),
-        "covariates": [fit_scaler(s.covariates[:train_end, j]) for j in range(s.covariates.shape[1])],
-        "mase_scale": naive_scale(y, season),
-    }
-
-
-class WindowSet(Dataset):
-    """Windows `lookback -> horizon` at the given origins (index of the first forecast step).
-
-    Inputs: the target's scaled changes (level: scaled level minus the last one), scaled covariates and
-    calendar features of the past; calendar features of the forecast dates. Target: the scaled change
-    from the last observed value to each forecast step, minus the training drift, which `apply_change`
-    turns back into original units exactly. Windows beyond the end of a series (for predict) have NaN truth.
-    """
-
-    def __init__(
-        self, series: list[Series], origins: list[tuple[int, int]], encodings: list[dict], spec: WindowSpec
-    ):
-        self.series, self.origins, self.encodings, self.spec = series, origins, encodings, spec
-        self._inputs = [self._encode_inputs(s, e) for s, e in zip(series, encodings, strict=True)]
-        offset = frequency_offset(spec.freq)
-        self._calendar = []
-        for s in series:
-            future = pd.date_range(s.dates[-1], periods=spec.horizon + 1, freq=offset)[1:]
-            dates = s.dates.append(future)
-            self._calendar.append(calendar_features(dates, list(spec.calendar)).astype(np.float32))
-
-    def _encode_inputs(self, s: Series, enc: dict) -> np.ndarray:
-        scaler = enc["target"]
-        z = np.nan_to_num((to_target(s.y, self.spec.transform) - scaler["mean"]) / scaler["std"])
-        columns = [z] + [(s.covariates[:, j] - c["mean"]) / c["std"] for j, c in enumerate(enc["covariates"])]
-        return np.stack(columns, 1).astype(np.float32)
-
-    def __len__(self) -> int:
-        return len(self.origins)
-
-    def __getitem__(self, i: int) -> dict:
-        k, t = self.origins[i]
-        s, spec, scaler = self.series[k], self.spec, self.encodings[k]["target"]
-        L, H = spec.lookback, spec.horizon
-        past = self._inputs[k][t - L : t].copy()
-        if spec.transform == "level":
-            past[:, 0] -= past[-1, 0]
-        calendar = self._calendar[k]
-        last = s.y[t - 1]
-        truth = np.full(H, np.nan)
-        known = s.y[t : t + H]
-        truth[: len(known)] = known
-        drift = 0.0 if spec.transform == "level" else scaler["mean"]
-        target = (change(last, truth, spec.transform) - drift * np.arange(1, H + 1)) / scaler["std"]
-        return {
-            "past": torch.from_numpy(np.concatenate([past, calendar[t - L : t]], 1)),
-            "future": torch.from_numpy(calendar[t : t + H]),
-            "target": torch.from_numpy(np.nan_to_num(target).astype(np.float32)),
-            "truth": torch.from_numpy(truth.astype(np.float32)),
-            "last": torch.tensor(last, dtype=torch.float32),
-            "std": torch.tensor(scaler["std"], dtype=torch.float32),
-            "drift": torch.tensor(drift, dtype=torch.float32),
-            "mase_scale": torch.tensor(self.encodings[k]["mase_scale"], dtype=torch.float32),
-            "id": f"{s.name}@{s.dates[t - 1].isoformat()}",
-        }
-
-
-def origins_between(start: int, end: int, spec: WindowSpec) -> range:
-    """Origins whose whole horizon lies in [start, end) and whose history starts at 0 or later."""
-    return range(max(start, spec.history), end - spec.horizon + 1)
-
-
-def to_units(scaled: torch.Tensor, batch: dict, kind: str) -> torch.Tensor:
-    """Scaled cumulative changes (B, H, ...) -> forecasts in original units."""
-    steps = torch.arange(1, scaled.shape[1] + 1, device=scaled.device, dtype=scaled.dtype)
-    shape = (-1,) + (1,) * (scaled.dim() - 1)
-    steps = steps.view((1, -1) + (1,) * (scaled.dim() - 2))
-    delta = scaled * batch["std"].view(shape) + batch["drift"].view(shape) * steps
-    return apply_change(batch["last"].view(shape), delta, kind)
-
-
-# --- baselines and significance ---------------------------------------------------------------
-def baseline_forecasts(y: np.ndarray, origins: list[int], horizon: int, season: int) -> dict[str, np.ndarray]:
-    """Naive (last value), seasonal naive (last season repeated) and drift forecasts, (N, H) each.
-
-    Seasonal naive is left out unless every origin has a full season of history.
-    """
-    t = np.asarray(origins)
-    h = np.arange(horizon)
-    last = y[t - 1]
-    out = {"naive": np.repeat(last[:, None], horizon, 1)}
-    if season > 1 and (t >= season).all():
-        out["seasonal_naive"] = y[(t - season)[:, None] + h % season]
-    slope = np.where(t > 1, (last - y[0]) / np.maximum(t - 1, 1), 0.0)
-    out["drift"] = last[:, None] + slope[:, None] * (h + 1)
-    return out
-
-
-def diebold_mariano(loss_diff: np.ndarray, horizon: int) -> float:
-    """One-sided p-value that the first forecast's loss is lower (negative mean difference).
-
-    The variance uses Newey-West weights up to lag horizon-1, since overlapping windows are correlated.
-    """
-    d = np.asarray(loss_diff, dtype=float)
-    n = len(d)
-    if n < 3:
-        return 1.0
-    centred = d - d.mean()
-    var = float(np.dot(centred, centred)) / n
-    for lag in range(1, min(horizon, n - 1)):
-        var += 2 * (1 - lag / horizon) * float(np.dot(centred[lag:], centred[:-lag])) / n
-    if var <= 0:
-        return 0.0 if d.mean() < 0 else 1.0
-    stat = d.mean() / math.sqrt(var / n)
-    return 0.5 * math.erfc(-stat / math.sqrt(2))

@@ -1,0 +1,19 @@
+"""tabular-fraud: a table of transactions with a fraud label -> an MLP that scores each row.
+
+The shared cleaning stage (`dlkit.data.cleaning`) turns the raw columns into features, fitted on the
+training split only and saved as JSON. Fraud is rare, so the loss up-weights fraud by
+sqrt(legit/fraud) by default (or samples it more often, or uses focal loss), the monitored metric is
+the area under the precision-recall curve, and the decision threshold is chosen afterwards on the
+validation split (best F1, or a target precision or recall) and used by `predict` (`predict.threshold`
+overrides it). Baselines: `prevalence` (every row alike, all flagged) and `logistic_regression` on the
+same features, with its own threshold chosen the same way.
+
+Files: data.py (reading and splitting), model.py, metrics.py (torchmetrics), threshold.py (choosing the
+threshold; putting a baseline's on the model's), baselines.py, predict.py (streamed inputs and records),
+checks.py (`dlkit check`), recipe.py.
+"""
+
+from dlkit_recipes.tabular_fraud.recipe import TabularFraud
+from dlkit_recipes.tabular_fraud.threshold import choose_threshold
+
+__all__ = ["TabularFraud", "choose_threshold"]

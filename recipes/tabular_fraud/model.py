@@ -1,0 +1,57 @@
+"""The fraud MLP: embeddings of categoricals beside the numeric features, then an MLP -> 2 logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dlkit.modeling import activation
+
+
+class BatchNorm(nn.BatchNorm1d):
+    """BatchNorm that uses its running statistics for a training batch of one row (a lone last batch)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(x)
+
+
+class FraudMLP(nn.Module):
+    """Embeddings of categoricals, concatenated with the numeric features, then an MLP -> 2 logits."""
+
+    def __init__(
+        self,
+        numeric: int,
+        cardinalities: list[int],
+        depth: int,
+        width: int,
+        act: str,
+        dropout: float,
+        batch_norm: bool,
+        embedding_dim: int,
+    ):
+        super().__init__()
+        dims = [embedding_dim or min(16, (card + 1) // 2) for card in cardinalities]
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(card, dim) for card, dim in zip(cardinalities, dims, strict=True)
+        )
+        layers: list[nn.Module] = []
+        size = numeric + sum(dims)
+        for _ in range(depth):
+            layers += [
+                nn.Linear(size, width),
+                BatchNorm(width) if batch_norm else nn.Identity(),
+                activation(act),
+                nn.Dropout(dropout),
+            ]
+            size = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(size, 2)
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        parts = [numeric] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
+        return self.head(self.body(torch.cat(parts, dim=1) if len(parts) > 1 else numeric))

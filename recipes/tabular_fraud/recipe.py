@@ -1,0 +1,276 @@
+"""The tabular-fraud recipe: config, data and fitted state, model and loss, metrics and the threshold,
+baselines, predict."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import torch
+from dlkit_recipes.tabular_fraud import baselines as base
+from dlkit_recipes.tabular_fraud import predict as pred
+from dlkit_recipes.tabular_fraud.checks import check_tables
+from dlkit_recipes.tabular_fraud.data import TableSet, encode_labels, read_labelled, sources, split_rows
+from dlkit_recipes.tabular_fraud.model import FraudMLP
+from dlkit_recipes.tabular_fraud.threshold import choose_threshold
+from torch import nn
+from torch.utils.data import Dataset
+
+from dlkit import console
+from dlkit.config import opt
+from dlkit.data.cleaning import CLEAN_OPTIONS, CleaningPipeline, conflicting_labels, print_report
+from dlkit.data.features import Report
+from dlkit.errors import UserError
+from dlkit.modeling import make_loss
+from dlkit.recipe import Finding, Recipe, RecipeData
+
+LOSSES = ("cross_entropy", "focal")
+
+
+class TabularFraud(Recipe):
+    name = "tabular-fraud"
+    task = "binary classification of table rows (fraud detection)"
+    description = "Score CSV/Parquet rows for a rare positive class with an MLP over cleaned features."
+    default_model = "mlp"
+    sample_data = "sample_data/tabular_fraud/transactions.csv"
+    sample_inputs = ("sample_data/tabular_fraud/new_transactions.csv",)
+    monitor = "average_precision"
+    monitor_mode = "max"
+    inference_keys = ("data.encoding",)  # the threshold override is predict.threshold (shared predict.*)
+
+    @classmethod
+    def config(cls) -> dict:
+        return {
+            "data": {
+                "batch_size": 256,
+                "label": opt("is_fraud", "label column; two values (fraud or not)"),
+                "positive": opt(
+                    None, "label value meaning fraud (null: 1/true/yes/fraud, else the rarer value)", type=str
+                ),
+                "split_column": opt(
+                    "split",
+                    "column naming each row's split (train; val, valid, validation or dev; test; empty = "
+                    "assigned), used when present",
+                ),
+                "encoding": opt("utf-8", "text encoding of CSV files"),
+            },
+            "clean": CLEAN_OPTIONS,
+            "model": {
+                "name": opt("mlp", "model architecture", ["mlp"]),
+                "dropout": 0.1,
+                "depth": opt(2, "hidden layers of the MLP"),
+                "width": opt(128, "units per hidden layer"),
+                "batch_norm": opt(True, "batch normalisation after each hidden linear layer"),
+                "embedding_dim": opt(
+                    0,
+                    "size of categorical embeddings (clean.categorical=embedding); "
+                    "0 = min(16, (categories + 1) // 2)",
+                ),
+            },
+            "loss": {
+                "name": opt("cross_entropy", "training loss (imbalance=focal picks focal)", list(LOSSES)),
+                "pos_weight": opt(
+                    None,
+                    "weight of a fraud row in the loss or the sampler (null = "
+                    "sqrt(legit / fraud) in the training split)",
+                    type=float,
+                ),
+            },
+            "imbalance": opt(
+                "weighted_loss",
+                "class-imbalance handling: weighted loss, weighted sampling of "
+                "training rows, focal loss, or none",
+                ["weighted_loss", "sampling", "focal", "none"],
+            ),
+            "threshold": {
+                "rule": opt(
+                    "max_f1",
+                    "how the decision threshold is chosen on validation: best F1, or the best "
+                    "recall at threshold.target precision, or the reverse",
+                    ["max_f1", "precision", "recall"],
+                ),
+                "target": opt(0.9, "the precision (rule=precision) or recall (rule=recall) to reach"),
+            },
+            "predict": {
+                "threshold": opt(
+                    None,
+                    "decision threshold for is_fraud and for precision/recall/F1 (null = the one chosen "
+                    "on validation); may be changed at predict and evaluate time",
+                    type=float,
+                ),
+            },
+            "train": {"epochs": 20, "warmup": 0.05},
+        }
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        override = cfg["predict"]["threshold"]
+        if override is not None and not 0 < override < 1:
+            raise UserError(
+                f"predict.threshold={override} is not a decision threshold",
+                "give a score strictly between 0 and 1 (or null for the one chosen on validation)",
+            )
+        self.loss: nn.Module | None = None
+
+    # --- data ----------------------------------------------------------------------------------------
+    def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
+        d = self.cfg["data"]
+        report, where = Report(), f"'{path}'"
+        if evaluate_all:  # new labelled data: every row is test, as given
+            frame, _ = read_labelled(sources(path, need_train=False), self.cfg, report, split_column=False)
+            groups, classes = {"test": frame}, state["classes"]
+        else:
+            frame, given = read_labelled(sources(path), self.cfg, report)
+            known = state["classes"] if state else None
+            groups, classes = split_rows(frame, given, self.cfg, report, known, where)
+        notes: list[str] = []
+        if state is None:
+            report.add(
+                "label", d["label"], None, f"fraud = '{classes[1]}', legit = '{classes[0]}' (data.positive)"
+            )
+            exclude = [d["label"], d["split_column"]]
+            pipeline = CleaningPipeline.fit(groups["train"], self.cfg["clean"], exclude, where, report)
+            notes += self._conflicts(groups, pipeline, report)
+        else:
+            pipeline = CleaningPipeline.from_state(state["pipeline"])
+        sets = {
+            split: TableSet(
+                pipeline.transform(frame, where),
+                encode_labels(frame[d["label"]], classes, where),
+                frame.index.to_numpy(),
+            )
+            for split, frame in groups.items()
+        }
+        if state is None:
+            state = self._fit_state(pipeline, classes, sets, report)
+            print_report(report.entries, f"cleaning report: {path}")
+        weights = None
+        if self.cfg["imbalance"] == "sampling" and sets.get("train") is not None:
+            weights = torch.where(sets["train"].labels == 1, state["pos_weight"], 1.0).tolist()
+        return RecipeData(sets.get("train"), sets.get("val"), sets.get("test"), state, notes, weights)
+
+    def _conflicts(self, groups: dict, pipeline: CleaningPipeline, report: Report) -> list[str]:
+        frame = pd.concat(groups.values())
+        count = conflicting_labels(frame, self.cfg["data"]["label"], pipeline.input_columns)
+        if not count:
+            return []
+        report.add("duplicates with conflicting labels (kept)", pipeline.input_columns, count)
+        return [
+            f"{count} rows share every feature value with a row of the other label (kept; see `dlkit check`)"
+        ]
+
+    def _fit_state(self, pipeline: CleaningPipeline, classes: list[str], sets: dict, report: Report) -> dict:
+        train = sets["train"].labels
+        positives = int(train.sum())
+        configured = self.cfg["loss"]["pos_weight"]
+        pos_weight = configured if configured is not None else math.sqrt((len(train) - positives) / positives)
+        dropped = [
+            c
+            for e in report.entries
+            if e["step"] in ("typed id", "typed constant", "typed drop")
+            for c in e["columns"]
+        ]
+        return {
+            "label": self.cfg["data"]["label"],
+            "classes": classes,
+            "prevalence": positives / len(train),
+            "pos_weight": round(pos_weight, 4),
+            "threshold": 0.5,
+            "counts": {s: {"rows": len(v), "fraud": int(v.labels.sum())} for s, v in sets.items()},
+            "pipeline": {"columns": pipeline.to_state()["columns"]},
+            "dropped_columns": dropped,
+            "features": pipeline.feature_names,
+            "cleaning_report": report.entries,
+            "logistic_regression": base.fit_logreg(
+                sets["train"], sets["val"], pipeline.cardinalities, self._rule()
+            ),
+        }
+
+    def _rule(self) -> dict:
+        return {"rule": self.cfg["threshold"]["rule"], "target": self.cfg["threshold"]["target"]}
+
+    def _threshold(self, state: dict) -> float:
+        """predict.threshold when given, else the threshold chosen on validation (0.5 before that)."""
+        override = self.cfg["predict"]["threshold"]
+        return float(override) if override is not None else float(state["threshold"])
+
+    # --- model, loss, step, metrics ------------------------------------------------------------------
+    def setup(self, state: dict, fresh: bool) -> None:
+        """The loss: focal or cross-entropy, fraud weighted by the state's pos_weight (weighted_loss)."""
+        imbalance = self.cfg["imbalance"]
+        weight = torch.tensor([1.0, state["pos_weight"]]) if imbalance == "weighted_loss" else None
+        name = "focal" if imbalance == "focal" else self.cfg["loss"]["name"]
+        self.loss = make_loss({**self.cfg["loss"], "name": name}, LOSSES, weight)
+
+    def build_model(self, state: dict) -> nn.Module:
+        m = self.cfg["model"]
+        return FraudMLP(
+            len(state["features"]),
+            CleaningPipeline.from_state(state["pipeline"]).cardinalities,
+            m["depth"],
+            m["width"],
+            m["activation"],
+            m["dropout"],
+            m["batch_norm"],
+            m["embedding_dim"],
+        )
+
+    def collate(self, items) -> dict:
+        """`TableSet.__getitems__` already returns a whole batch; predict rows are stacked here."""
+        return items if isinstance(items, dict) else pred.collate_rows(items)
+
+    def step(self, model: nn.Module, batch: dict, stage: str) -> dict:
+        logits = model(batch["numeric"], batch["categorical"]).float()
+        loss = self.loss.to(logits.device)(logits, batch["label"])
+        return {"loss": loss, "preds": logits.softmax(dim=-1)[:, 1], "target": batch["label"]}
+
+    def metrics(self, state: dict) -> dict:
+        from dlkit_recipes.tabular_fraud.metrics import fraud_metrics
+
+        return fraud_metrics(self._threshold(state))
+
+    def calibrate(self, ids: list, outputs: dict, data: RecipeData) -> dict:
+        """Pick the decision threshold on the validation split's scores (threshold.rule)."""
+        position = {int(row): i for i, row in enumerate(data.val.row_numbers.tolist())}
+        labels = data.val.labels.numpy()[[position[int(row)] for row in ids]]
+        chosen = choose_threshold(outputs["score"].numpy(), labels, **self._rule())
+        if "note" in chosen:
+            console.warn(chosen["note"])
+        return {"threshold": chosen.pop("threshold"), "threshold_choice": chosen}
+
+    # --- baselines and details -----------------------------------------------------------------------
+    def baselines(self, data: RecipeData) -> dict:
+        """`prevalence` (trivial) and `logistic_regression` on the same features (fitted into the state)."""
+        cardinalities = CleaningPipeline.from_state(data.state["pipeline"]).cardinalities
+        return base.predictors(data.state, cardinalities, self._threshold(data.state))
+
+    def eval_details(self, data: RecipeData, metrics: dict, baselines: dict) -> dict:
+        state = data.state
+        override = self.cfg["predict"]["threshold"] is not None
+        return {
+            "thresholds": {
+                "model": self._threshold(state),
+                "prevalence": 0.0,
+                "logistic_regression": state["logistic_regression"]["threshold"],
+            },
+            "threshold_source": "predict.threshold" if override else "chosen on validation",
+            "threshold_choice": state.get("threshold_choice"),
+            "fraud_in_test": int(data.test.labels.sum()),
+        }
+
+    # --- predict -------------------------------------------------------------------------------------
+    def read_inputs(self, inputs: list[str], state: dict) -> Dataset:
+        return pred.read_inputs(inputs, state, self.cfg)
+
+    def predict_step(self, model: nn.Module, batch: dict) -> dict:
+        logits = model(batch["numeric"], batch["categorical"]).float()
+        return {"score": logits.softmax(dim=-1)[:, 1]}
+
+    def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:
+        """The input rows, each followed by its score and is_fraud (score > the threshold)."""
+        return pred.to_records(ids, outputs["score"], self._threshold(state))
+
+    # --- dlkit check ---------------------------------------------------------------------------------
+    def check(self, path: Path) -> list[Finding]:
+        return check_tables(path, self.cfg)

@@ -1,0 +1,273 @@
+"""vision-classification: images in class folders (or a path,label CSV) -> a timm classifier.
+
+Images are decoded once, resized (shorter side) and centre-cropped to `data.image_size`, and kept
+in memory as uint8 when they fit (`data.cache`), so an epoch costs augmentation and compute only.
+Normalisation statistics, the label map, the class prior and the HOG logistic-regression baseline
+are fitted on the training split and saved in the run's state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from dlkit.config import opt
+from dlkit.data.images import check_bad_fraction, is_image
+from dlkit.data.inputs import expand_inputs
+from dlkit.data.splits import ALIAS_TEXT, SPLITS, assign_splits, indices
+from dlkit.errors import UserError
+from dlkit.recipe import Baseline, Finding, Recipe, RecipeData
+
+from .baselines import fit_hog_logreg, hog_logreg_predictor, majority_predictor
+from .data import ImageSet, Item, auto_image_size, gather, normalisation, read_images, transform
+
+LOSSES = ("cross_entropy", "focal", "kl_div")
+
+
+class VisionClassification(Recipe):
+    name = "vision-classification"
+    task = "image classification"
+    description = "Classify images with any timm model; ImageFolder, split folders or path,label CSV."
+    default_model = "resnet10t"
+    sample_data = "sample_data/vision_classification"
+    sample_inputs = (
+        "sample_data/vision_classification/test/star",
+        "sample_data/vision_classification/test/ring",
+    )
+    monitor = "accuracy"
+    monitor_mode = "max"
+    inference_keys = ("data.cache", "data.max_bad_fraction")
+
+    @classmethod
+    def config(cls) -> dict:
+        return {
+            "data": {
+                "batch_size": 32,
+                "image_size": opt(
+                    0,
+                    "side in pixels images are resized/cropped to (0 = median side of the "
+                    "training images, between 32 and 128)",
+                ),
+                "channels": opt(3, "3 for colour, 1 for greyscale", [1, 3]),
+                "augment": opt(
+                    "light",
+                    "augmentation preset: light = random crop + flip; strong adds TrivialAugment and erasing",
+                    ["none", "light", "strong"],
+                ),
+                "hflip": opt(True, "random horizontal flips in light/strong augmentation"),
+                "cache": opt(True, "decode images once and keep them in memory (turn off for huge sets)"),
+                "max_bad_fraction": opt(
+                    0.05, "share of unreadable images skipped with a warning before failing"
+                ),
+            },
+            "model": {"name": "resnet10t", "dropout": 0.1},
+            "loss": {
+                "name": opt("cross_entropy", "training loss", list(LOSSES)),
+                "label_smoothing": 0.1,
+            },
+            "train": {"epochs": 15, "lr": 5e-3, "warmup": 0.05, "grad_clip": None},
+        }
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.loss: torch.nn.Module | None = None
+
+    def setup(self, state: dict, fresh: bool) -> None:
+        from dlkit.modeling import make_loss
+
+        self.loss = make_loss(self.cfg["loss"], LOSSES)
+
+    # --- data -----------------------------------------------------------------------------
+    def _split(
+        self, path: Path, items: list[Item], given: list[str | None], evaluate_all: bool
+    ) -> dict[str, list[int]]:
+        """Indices per split: the user's splits kept, a missing val/test carved out of train, stratified.
+
+        New labelled data for `dlkit evaluate --data` is its test split when it names one, else all of it.
+        """
+        if evaluate_all:
+            test = [i for i, g in enumerate(given) if g == "test"]
+            return {"test": test or list(range(len(items)))}
+        if not any(g in (None, "train") for g in given):
+            raise UserError(
+                f"'{path}' has no training images (only {', '.join(sorted(set(given)))})",
+                f"add a train/ folder or train rows in the split column (names: {ALIAS_TEXT})",
+            )
+        d = self.cfg["data"]
+        assigned = assign_splits(
+            given, d["val_fraction"], d["test_fraction"], self.cfg["seed"], labels=[c for _, c in items]
+        )
+        return indices(assigned)
+
+    def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
+        d = self.cfg["data"]
+        items, given = gather(path)
+        parts = self._split(path, items, given, evaluate_all)
+        fitting = state is None
+        if fitting:
+            train_items = [items[i] for i in parts["train"]]
+            classes = sorted({c for _, c in train_items})
+            if len(classes) < 2:
+                raise UserError(
+                    f"the training data in '{path}' has {len(classes)} class(es)",
+                    "image classification needs at least two class folders",
+                )
+            size = d["image_size"] if d["image_size"] > 0 else auto_image_size(train_items)
+            state = {"classes": classes, "image_size": size, "channels": d["channels"]}
+        index = {c: i for i, c in enumerate(state["classes"])}
+        decoded = {}
+        for split, idx in parts.items():
+            unknown = sorted({items[i][1] for i in idx if items[i][1] not in index})
+            if unknown:
+                raise UserError(
+                    f"{split} data in '{path}' has classes the model was not trained on: "
+                    f"{', '.join(unknown[:5])}",
+                    f"known classes: {', '.join(state['classes'][:20])}",
+                )
+            decoded[split] = read_images(
+                [items[i][0] for i in idx],
+                [index[items[i][1]] for i in idx],
+                state["image_size"],
+                state["channels"],
+                d["cache"],
+            )
+        bad = [b for s in decoded.values() for b in s.bad]
+        total = sum(len(s) + len(s.bad) for s in decoded.values())
+        note = check_bad_fraction(bad, total, d["max_bad_fraction"], path)
+        if fitting:
+            train = decoded["train"]
+            state.update(normalisation(train))
+            state["counts"] = {s: len(v) for s, v in decoded.items()}
+            state["class_counts"] = torch.bincount(
+                torch.tensor(train.labels, dtype=torch.long), minlength=len(state["classes"])
+            ).tolist()
+            state["hog_logreg"] = fit_hog_logreg(train, decoded.get("val"), state, self.cfg["seed"])
+        sets = {s: ImageSet(v, transform(state, d, train=s == "train")) for s, v in decoded.items()}
+        return RecipeData(
+            sets.get("train"), sets.get("val"), sets.get("test"), state, notes=[note] if note else []
+        )
+
+    def check(self, path: Path) -> list[Finding]:
+        """The shared checks plus images per class in each split."""
+        import pandas as pd
+
+        from dlkit.data.checks import class_balance
+
+        balance = []
+        try:
+            items, given = gather(path)
+            parts = self._split(path, items, given, evaluate_all=False)
+            labels = {s: pd.Series([items[i][1] for i in parts[s]], dtype=object) for s in SPLITS if parts[s]}
+            balance = class_balance(labels)
+        except UserError:
+            pass  # the shared check reports it as fatal
+        return super().check(path) + balance
+
+    # --- model and step --------------------------------------------------------------------
+    def build_model(self, state: dict) -> torch.nn.Module:
+        from dlkit.modeling import timm_classifier
+
+        m = self.cfg["model"]
+        return timm_classifier(m["name"], len(state["classes"]), state["channels"], m["dropout"])
+
+    def step(self, model: torch.nn.Module, batch: dict, stage: str) -> dict:
+        logits = model(batch["image"])
+        return {"loss": self.loss(logits, batch["label"]), "preds": logits.float(), "target": batch["label"]}
+
+    def metrics(self, state: dict) -> dict:
+        from torchmetrics.classification import (
+            MulticlassAccuracy,
+            MulticlassConfusionMatrix,
+            MulticlassF1Score,
+        )
+
+        k = len(state["classes"])
+        out = {
+            "accuracy": MulticlassAccuracy(k, average="micro"),
+            "macro_f1": MulticlassF1Score(k, average="macro"),
+        }
+        if k >= 5:
+            out["top5_accuracy"] = MulticlassAccuracy(k, top_k=5, average="micro")
+        out["confusion_matrix"] = MulticlassConfusionMatrix(k)
+        return out
+
+    # --- baselines and details ---------------------------------------------------------------
+    def baselines(self, data: RecipeData) -> dict[str, Baseline]:
+        """The training prior (majority class) and logistic regression on HOG features, from state."""
+        state = data.state
+        out: dict[str, Baseline] = {}
+        if "class_counts" in state:
+            out["majority_class"] = majority_predictor(state["class_counts"])
+        if "hog_logreg" in state:
+            out["hog_logreg"] = hog_logreg_predictor(state["hog_logreg"])
+        return out
+
+    def eval_details(self, data: RecipeData, metrics: dict, baselines: dict[str, dict]) -> dict:
+        """Per-class precision/recall/F1 of the model, the majority class, how hog_logreg was fitted."""
+        state = data.state
+        classes = state["classes"]
+        cm = metrics["confusion_matrix"].compute().double()  # rows: true class, columns: predicted
+        hits, support, predicted = cm.diag(), cm.sum(1), cm.sum(0)
+        precision = torch.where(predicted > 0, hits / predicted.clamp_min(1), 0.0)
+        recall = torch.where(support > 0, hits / support.clamp_min(1), 0.0)
+        f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall + 1e-12), 0.0)
+        details: dict = {
+            "per_class": {
+                c: {
+                    "precision": round(float(precision[i]), 4),
+                    "recall": round(float(recall[i]), 4),
+                    "f1": round(float(f1[i]), 4),
+                    "support": int(support[i]),
+                }
+                for i, c in enumerate(classes)
+            }
+        }
+        if "class_counts" in state:
+            details["majority_class"] = classes[
+                max(range(len(classes)), key=state["class_counts"].__getitem__)
+            ]
+        if "hog_logreg" in state:
+            fitted = state["hog_logreg"]
+            details["hog_logreg"] = {k: fitted[k] for k in ("features", "C", "train_images", "val_accuracy")}
+        return details
+
+    # --- predict ---------------------------------------------------------------------------
+    def read_inputs(self, inputs: list[str], state: dict) -> ImageSet:
+        paths = expand_inputs(inputs, is_image, "image files")
+        images = read_images(
+            paths, [-1] * len(paths), state["image_size"], state["channels"], self.cfg["data"]["cache"]
+        )
+        if images.bad:
+            names = ", ".join(str(b) for b in images.bad[:5])
+            if not len(images):
+                raise UserError(
+                    f"no readable inputs: none of the {len(images.bad)} image(s) can be read ({names})",
+                    "give PNG, JPEG, BMP, GIF, TIFF or WebP images",
+                )
+            from dlkit import console
+
+            console.warn(f"skipped {len(images.bad)} unreadable input(s): {names}")
+        return ImageSet(images, transform(state, self.cfg["data"], train=False))
+
+    def predict_step(self, model: torch.nn.Module, batch: dict) -> dict:
+        return {"probs": F.softmax(model(batch["image"]).float(), dim=-1)}
+
+    def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:
+        classes = state["classes"]
+        k = min(5, len(classes))
+        top = outputs["probs"].topk(k, dim=-1)
+        records = []
+        for path, values, idx in zip(ids, top.values.tolist(), top.indices.tolist(), strict=True):
+            records.append(
+                {
+                    "path": path,
+                    "label": classes[idx[0]],
+                    "score": round(values[0], 6),
+                    "top_k": [
+                        {"label": classes[i], "prob": round(v, 6)} for i, v in zip(idx, values, strict=True)
+                    ],
+                }
+            )
+        return records
