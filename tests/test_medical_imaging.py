@@ -1,18 +1,22 @@
-"""medical-imaging: DICOM/NIfTI/PNG reading, patient-level splits, 2D/3D segmentation and classification."""
+"""medical-imaging: DICOM/NIfTI/PNG reading, layouts and patient-level splits, 2D/3D segmentation and
+classification beside their baselines, predicted masks in the folder the core picks."""
 
 from __future__ import annotations
 
-import importlib.util
+import gzip
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import ROOT
+import torch
+from conftest import ROOT, expect_user_error, load_sample_generator, train_ok
+from dlkit_recipes.medical_imaging import baselines, preprocess, readers
+from dlkit_recipes.medical_imaging.metrics import ClassDice, ClassIoU
 
 from dlkit import jobs
-from dlkit.data import medical
 
 SAMPLE = ROOT / "sample_data" / "medical_imaging"
 FAST = ["train.log_every=4", "grad_monitor.every=4"]
@@ -26,21 +30,6 @@ PHI = [
     "EXAMPLE^DOCTOR",
     "ACC000",
 ]
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("make_mi", ROOT / "sample_data" / "make_medical_imaging.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _expect_user_error(res, *fragments):
-    assert res.code == 2, (res.code, res.err)
-    assert "Traceback" not in res.err
-    text = " ".join(res.err.split())  # rich may wrap long messages
-    for f in fragments:
-        assert f in text, res.err
 
 
 def _write_dicom(
@@ -105,27 +94,46 @@ def _sample_rows(n: int, column: str = "mask") -> list[str]:
     return out
 
 
+def _recipe(*overrides: str):
+    from dlkit.registry import get_recipe
+
+    cls = get_recipe("medical-imaging")
+    return cls(jobs.build_config(cls, None, list(overrides)))
+
+
+def _split_folders(root: Path, layout: dict[str, range]) -> Path:
+    """Sample NIfTI cases copied into ROOT/<split>/images and ROOT/<split>/masks (the nnU-Net habit)."""
+    for folder, cases in layout.items():
+        for sub in ("images", "masks"):
+            (root / folder / sub).mkdir(parents=True)
+            for i in cases:
+                shutil.copy(SAMPLE / sub / f"case_{i:03d}.nii.gz", root / folder / sub)
+    return root
+
+
 # --- reading --------------------------------------------------------------------------------------------
 def test_dicom_rescale_and_windows_give_known_values(tmp_path):
     hu = np.array([[-1024.0, -600.0, 40.0], [1000.0, 240.0, -160.0]])
     _write_dicom(tmp_path / "ct.dcm", (hu + 1024) / 2, slope=2.0, intercept=-1024.0)
-    scan = medical.read_scan(tmp_path / "ct.dcm")
+    scan = readers.read_scan(tmp_path / "ct.dcm")
     # DICOM is LPS (columns run to the patient's left): the RAS array is the pixel grid transposed, flipped.
     assert np.array_equal(scan.array[0, :, :, 0], hu.T[::-1, ::-1])
     assert scan.kind == "dicom" and scan.array.shape == (1, 3, 2, 1)
 
-    lung = medical.normalise_intensity(scan.array, {"window": medical.window_range("lung", 0, 1)})
+    lung = preprocess.normalise_intensity(scan.array, {"window": preprocess.window_range("lung", 0, 1)})
     assert np.allclose(np.sort(lung.ravel()), np.sort([326 / 1500, 0.5, 1390 / 1500, 1.0, 1.0, 1190 / 1500]))
-    soft = medical.normalise_intensity(scan.array, {"window": medical.window_range("soft_tissue", 0, 1)})
+    soft = preprocess.normalise_intensity(
+        scan.array, {"window": preprocess.window_range("soft_tissue", 0, 1)}
+    )
     assert np.allclose(np.sort(soft.ravel()), [0, 0, 0, 0.5, 1, 1])
-    assert medical.window_range("brain", 0, 1) == [0.0, 80.0]
-    assert medical.window_range("custom", 100, 50) == [75.0, 125.0]
-    z = medical.normalise_intensity(scan.array, {"percentiles": None, "zscore": True})
+    assert preprocess.window_range("brain", 0, 1) == [0.0, 80.0]
+    assert preprocess.window_range("custom", 100, 50) == [75.0, 125.0]
+    z = preprocess.normalise_intensity(scan.array, {"percentiles": None, "zscore": True})
     assert abs(z.mean()) < 1e-5 and abs(z.std() - 1) < 1e-4
 
 
 def test_dicom_series_is_sorted_by_position_not_by_file_name(tmp_path):
-    scan = medical.read_scan(_series(tmp_path / "s", n=5, gap=2.5))
+    scan = readers.read_scan(_series(tmp_path / "s", n=5, gap=2.5))
     assert scan.shape == (8, 8, 5) and scan.spacing == pytest.approx((1.0, 1.0, 2.5))
     assert scan.array[0].mean(axis=(0, 1)).tolist() == [0, 100, 200, 300, 400]
 
@@ -136,41 +144,99 @@ def test_nifti_is_reoriented_to_canonical_and_keeps_spacing(tmp_path):
     flipped = ras @ np.array([[-1, 0, 0, 3], [0, -1, 0, 4], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=float)
     nib.save(nib.Nifti1Image(data, ras), tmp_path / "ras.nii.gz")
     nib.save(nib.Nifti1Image(data[::-1, ::-1].copy(), flipped), tmp_path / "lps.nii.gz")
-    a, b = medical.read_scan(tmp_path / "ras.nii.gz"), medical.read_scan(tmp_path / "lps.nii.gz")
+    a, b = readers.read_scan(tmp_path / "ras.nii.gz"), readers.read_scan(tmp_path / "lps.nii.gz")
     assert np.array_equal(a.array, b.array) and np.allclose(a.affine, b.affine, atol=1e-5)
     assert b.spacing == pytest.approx((0.7, 0.8, 3.0))
     assert np.allclose(b.source_affine, flipped, atol=1e-5)
+    assert readers.probe(tmp_path / "lps.nii.gz").shape == (4, 5, 6)
 
 
 def test_sample_dicom_series_matches_its_mask():
-    scan = medical.read_scan(SAMPLE / "images" / "case_079")
-    labels, _ = medical.read_mask(SAMPLE / "masks" / "case_079.nii.gz")
+    scan = readers.read_scan(SAMPLE / "images" / "case_079")
+    labels, _ = readers.read_mask(SAMPLE / "masks" / "case_079.nii.gz")
     assert scan.shape == labels.shape == (32, 32, 16)
     if labels.any():
         assert scan.array[0][labels > 0].mean() > scan.array[0][labels == 0].mean() + 500
 
 
-# --- patient-level splits -------------------------------------------------------------------------------
-def test_group_split_keeps_each_patient_in_one_split():
-    groups = [f"p{i // 3}" for i in range(60)]
-    labels = [i % 2 for i in range(60)]
-    parts = medical.group_split(groups, labels, 0.2, 0.2, seed=3)
-    owners = [{groups[i] for i in part} for part in parts]
-    assert not (owners[0] & owners[1] or owners[0] & owners[2] or owners[1] & owners[2])
-    assert sorted(i for part in parts for i in part) == list(range(60))
+# --- metrics and baselines --------------------------------------------------------------------------------
+def test_dice_and_iou_skip_images_without_the_class_and_score_false_positives_there_zero():
+    target = torch.zeros(3, 8, 8, dtype=torch.long)
+    target[0, 2:6, 2:6] = 1  # 16 voxels
+    preds = target.clone()
+    preds[0, 2, 2:6] = 0  # 12 of 16 found
+    preds[1, 0, 0] = 1  # a false positive on an image without the class
+    dice, iou = ClassDice(2), ClassIoU(2)  # image 2: empty in both, says nothing
+    for m in (dice, iou):
+        m.update(preds, target)
+    assert dice.compute().item() == pytest.approx((24 / 28 + 0) / 2)
+    assert iou.compute().item() == pytest.approx((12 / 16 + 0) / 2)
 
 
+def test_intensity_threshold_baseline_is_fitted_on_train_and_applied_from_the_state():
+    gen = torch.Generator().manual_seed(0)
+    images, targets = [], []
+    for _ in range(6):
+        image = torch.randn(1, 16, 16, generator=gen) * 0.1
+        mask = torch.zeros(16, 16, dtype=torch.int16)
+        mask[4:9, 4:9] = 1
+        image[0][mask.bool()] += 2.0
+        images.append(image)
+        targets.append(mask)
+    fitted = baselines.fit_thresholds(images, targets, k=2)
+    low, high = fitted["intervals"][0]
+    assert 0.3 < low < 1.9 and high > 2.0
+    json.dumps(fitted)  # lives in state.json
+    labels = baselines.threshold_labels(torch.stack(images), fitted["intervals"])
+    assert torch.equal(labels, torch.stack(targets).long())
+
+
+# --- layouts and patient-level splits ---------------------------------------------------------------------
 def test_sample_split_is_by_patient():
-    from dlkit.registry import get_recipe
+    data = _recipe().load_data(SAMPLE)
+    owners = {
+        s: {Path(i).name for i in getattr(data, s).ids} for s in ("train", "val", "test")
+    }  # case file names, two per patient
+    patients = {s: {int(n[5:8]) // 2 for n in names} for s, names in owners.items()}
+    assert patients["train"].isdisjoint(patients["test"]) and patients["val"].isdisjoint(patients["test"])
+    assert patients["train"].isdisjoint(patients["val"])
+    assert data.state["patients"] == {"train": 28, "val": 6, "test": 6}
 
-    cls = get_recipe("medical-imaging")
-    recipe = cls(jobs.build_config(cls, None, []))
-    cases = recipe._cases(SAMPLE)
-    infos = [medical.probe(c.image) for c in cases]
-    parts = recipe._split(cases, recipe._groups(cases, infos))
-    owners = {s: {cases[i].patient for i in idx} for s, idx in parts.items()}
-    assert owners["train"].isdisjoint(owners["test"]) and owners["val"].isdisjoint(owners["test"])
-    assert owners["train"].isdisjoint(owners["val"])
+
+def test_split_column_takes_every_alias_and_carves_test_out_by_patient(cli, tmp_path):
+    rows = _sample_rows(40)
+    splits = ["train"] * 24 + ["dev"] * 4 + ["Validation"] * 4 + [""] * 8
+    table = _csv(
+        tmp_path / "cases.csv",
+        "path,mask,patient_id,split",
+        [f"{r},{s}" for r, s in zip(rows, splits, strict=True)],
+    )
+    data = _recipe().load_data(table)
+    assert data.state["counts"]["val"] == 8  # dev + Validation rows, kept as given
+    assert data.state["counts"]["test"] > 0  # no test rows given: carved out of the rest, by patient
+    test_cases = {int(Path(i).name[5:8]) for i in data.test.ids}
+    assert test_cases.isdisjoint(range(24, 32))  # never from the given val rows
+    table.write_text(table.read_text().replace(",dev", ",holdout", 1))
+    expect_user_error(
+        cli("train", "medical-imaging", "--data", table, "--out", tmp_path / "run"),
+        "'cases.csv' row 26: split 'holdout' is not a split name",
+    )
+
+
+def test_split_folders_with_only_train_and_test_get_val_by_patient(tmp_path):
+    root = tmp_path / "data"
+    for folder, rows in (("train", range(0, 40)), ("test", range(60, 72))):
+        (root / folder).mkdir(parents=True)
+        lines = [
+            f"{SAMPLE / 'images' / f'case_{i:03d}.nii.gz'},{'present' if i % 3 else 'absent'},P{i // 2}"
+            for i in rows
+        ]
+        _csv(root / folder / "labels.csv", "path,label,patient_id", lines)
+    data = _recipe("task=classification").load_data(root)
+    val = {Path(i).name for i in data.val.ids}
+    train = {Path(i).name for i in data.train.ids}
+    assert len(val) and len(train) + len(val) == 40 and len(data.test) == 12
+    assert {int(n[5:8]) // 2 for n in val}.isdisjoint({int(n[5:8]) // 2 for n in train})
 
 
 def test_check_reports_patient_leakage_in_given_splits(cli, tmp_path):
@@ -183,12 +249,12 @@ def test_check_reports_patient_leakage_in_given_splits(cli, tmp_path):
         [f"{r},{s}" for r, s in zip(rows, splits, strict=True)],
     )
     res = cli("check", "medical-imaging", "--data", table, "--json")
-    _expect_user_error(res, "fatal problem")
+    expect_user_error(res, "fatal problem")
     findings = {f["check"]: f for f in json.loads(res.out)["findings"]}
     assert findings["patient leakage"]["severity"] == "fatal"
     assert "row 2 (train) and 'cases.csv' row 3 (test)" in findings["patient leakage"]["message"]
     assert "P000" not in res.out + res.err  # rows are named, patient ids are not
-    _expect_user_error(
+    expect_user_error(
         cli("train", "medical-imaging", "--data", table, "--out", tmp_path / "run"),
         "1 patient(s) appear in more than one split",
         "row 3 (test)",
@@ -201,6 +267,9 @@ def test_check_on_sample_data_passes(cli):
     findings = {f["check"]: f["severity"] for f in json.loads(res.out)["findings"]}
     assert findings["patient leakage"] == "ok" and findings["mask/image shapes"] == "ok"
     assert findings["files readable"] == "ok" and findings["data readable"] == "ok"
+    res = cli("check", "medical-imaging", "task=classification", "--json")
+    findings = {f["check"]: f for f in json.loads(res.out)["findings"]}
+    assert "train: absent" in findings["class balance"]["message"]
 
 
 # --- bad input --------------------------------------------------------------------------------------------
@@ -212,14 +281,14 @@ def test_file_that_is_not_a_scan_says_what_it_looks_like(cli, tmp_path):
         "path,label",
         [f"{fake},a"] + [r.rsplit(",", 1)[0] for r in _sample_rows(6, "label")],
     )
-    _expect_user_error(
+    expect_user_error(
         cli("train", "medical-imaging", "task=classification", "--data", table),
         "scan.nii.gz' is not a readable NIfTI file: it looks like a PNG image",
     )
     notes = tmp_path / "notes.dcm"
     notes.write_text("patient history, not an image\n")
     table = _csv(tmp_path / "d.csv", "path,label", [f"{notes},a", f"{SAMPLE / 'images/case_000.nii.gz'},b"])
-    _expect_user_error(
+    expect_user_error(
         cli("train", "medical-imaging", "task=classification", "--data", table),
         "notes.dcm' is not a readable DICOM file: it looks like a text file",
     )
@@ -228,7 +297,7 @@ def test_file_that_is_not_a_scan_says_what_it_looks_like(cli, tmp_path):
 def test_dicom_without_pixel_data(cli, tmp_path):
     _write_dicom(tmp_path / "nopix.dcm", np.zeros((4, 4)), pixels=False)
     rows = [f"{tmp_path / 'nopix.dcm'},a"] + [f"{tmp_path / 'nopix.dcm'},b"]
-    _expect_user_error(
+    expect_user_error(
         cli(
             "train",
             "medical-imaging",
@@ -253,7 +322,7 @@ def test_bad_series(cli, tmp_path, odd, message):
     bad = _series(tmp_path / "bad_series", odd=odd)
     good = _series(tmp_path / "good_series")
     table = _csv(tmp_path / "c.csv", "path,label", [f"{bad},a", f"{good},b", f"{good},a", f"{good},b"])
-    _expect_user_error(
+    expect_user_error(
         cli("train", "medical-imaging", "task=classification", "--data", table), f"series '{bad}' {message}"
     )
 
@@ -263,7 +332,7 @@ def test_mask_and_image_shapes_differ(cli, tmp_path):
     rows = _sample_rows(8)
     rows[0] = f"{SAMPLE / 'images/case_000.nii.gz'},{tmp_path / 'short.nii.gz'},P000"
     table = _csv(tmp_path / "c.csv", "path,mask,patient_id", rows)
-    _expect_user_error(
+    expect_user_error(
         cli("train", "medical-imaging", "--data", table),
         f"mask '{tmp_path / 'short.nii.gz'}' is 32x32x15 but its image "
         f"'{SAMPLE / 'images/case_000.nii.gz'}' is 32x32x16",
@@ -287,42 +356,57 @@ def test_masks_with_unexpected_labels(cli, tmp_path, values, message):
     rows = [f"{r},train" for r in _sample_rows(10)]
     rows.append(f"{SAMPLE / 'images/case_010.nii.gz'},{bad},P099,test")
     table = _csv(tmp_path / "c.csv", "path,mask,patient_id,split", rows)
-    _expect_user_error(cli("train", "medical-imaging", "--data", table, *FAST), f"mask '{bad}' {message}")
+    expect_user_error(cli("train", "medical-imaging", "--data", table, *FAST), f"mask '{bad}' {message}")
 
 
 # --- training, evaluation, prediction ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def seg_run(tmp_path_factory) -> tuple[Path, dict, Path]:
+def seg_run(tmp_path_factory) -> tuple[Path, dict]:
     """The default recipe (3D U-Net segmentation) on the sample phantoms, briefly trained."""
     out = tmp_path_factory.mktemp("seg")
-    masks = out / "masks"
-    result = jobs.train(
-        "medical-imaging", out=out / "run", overrides=[*FAST, "train.epochs=8", f"predict.mask_dir={masks}"]
-    )
-    return out / "run", result, masks
+    result = jobs.train("medical-imaging", out=out / "run", overrides=[*FAST, "train.epochs=8"])
+    return out / "run", result
 
 
-def test_segmentation_reaches_high_dice(seg_run):
-    run, result, _ = seg_run
+def test_segmentation_beats_both_baselines_on_dice(seg_run):
+    run, result = seg_run
     state = json.loads((run / "preprocess" / "state.json").read_text())
     assert state["mode"] == "3d" and state["size"] == [32, 32, 16]
     assert state["intensity"]["window"] == [-160.0, 240.0]  # CT found: soft-tissue window
-    metrics, baseline = result["metrics"], result["baseline"]
-    assert metrics["score"] == metrics["dice"] == metrics["dice_foreground"] > 0.75, metrics
-    assert 0 < metrics["iou"] < metrics["dice"]
-    assert result["beats_baseline"] and baseline["dice"] < 0.1
-    assert json.loads((run / "eval.json").read_text())["metrics"]["dice"] == metrics["dice"]
+    metrics, base = result["metrics"], result["baselines"]
+    assert result["monitor"] == "dice" and "score" not in metrics
+    assert metrics["dice"] > 0.75 and 0 < metrics["iou"] < metrics["dice"], metrics
+    assert set(base) == {"all_background", "intensity_threshold"}
+    assert base["all_background"]["dice"] == 0.0
+    assert 0 < base["intensity_threshold"]["dice"] < metrics["dice"] - 0.3
+    assert result["strongest_baseline"] == "intensity_threshold" and result["beats_baseline"]
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["metrics"]["dice"] == metrics["dice"] and saved["baselines"] == base
+    per_class = saved["details"]["dice_per_class"]
+    assert per_class["model"]["foreground"] == pytest.approx(metrics["dice"], abs=1e-6)
 
 
-def test_predicted_nifti_masks_keep_the_input_affine(cli, seg_run):
-    run, _, masks = seg_run
+def test_evaluate_scores_the_baselines_from_the_run_alone(cli, seg_run):
+    run, result = seg_run
+    res = cli("evaluate", run, "--json")
+    assert res.code == 0, res.err
+    again = json.loads(res.out)
+    assert again["baselines"] == result["baselines"]
+    assert again["metrics"]["dice"] == pytest.approx(result["metrics"]["dice"], abs=1e-6)
+
+
+def test_predicted_nifti_masks_keep_the_input_affine(cli, seg_run, tmp_path):
+    run, _ = seg_run
     inputs = [SAMPLE / "images" / f"case_{i:03d}.nii.gz" for i in (0, 4, 5)]  # RAS, flipped, x/y swapped
     series = SAMPLE / "images" / "case_078"
-    res = cli("predict", run, *inputs, series, "--json")
+    output = tmp_path / "out" / "preds.jsonl"
+    res = cli("predict", run, *inputs, series, "--output", output)
     assert res.code == 0, res.err
-    records = json.loads(res.out)["predictions"]
+    records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [r["path"] for r in records] == [str(p) for p in inputs] + [str(series)]
+    side = tmp_path / "out" / "preds_outputs"  # beside --output
     for source, record in zip(inputs, records[:-1], strict=True):
+        assert Path(record["mask"]).parent == side
         given, written = nib.load(source), nib.load(record["mask"])
         assert np.array_equal(written.affine, given.affine) and written.shape == given.shape
         truth = np.asarray(nib.load(str(source).replace("images", "masks")).dataobj)
@@ -331,64 +415,95 @@ def test_predicted_nifti_masks_keep_the_input_affine(cli, seg_run):
             assert 2 * (predicted * truth).sum() / (predicted.sum() + truth.sum()) > 0.6
         assert Path(record["overlay"]).is_file() and record["voxels"]["foreground"] == int(predicted.sum())
     dicom_mask = nib.load(records[-1]["mask"])
-    assert np.allclose(dicom_mask.affine, medical.read_scan(series).source_affine) and dicom_mask.shape == (
-        32,
-        32,
-        16,
+    assert np.allclose(dicom_mask.affine, readers.read_scan(series).source_affine)
+    assert dicom_mask.shape == (32, 32, 16) and "volume_ml" in records[-1]
+
+
+def test_predict_writes_side_files_into_a_new_run_folder_never_the_cwd(cli, seg_run, tmp_path, monkeypatch):
+    run, _ = seg_run
+    monkeypatch.chdir(tmp_path)
+    scan = SAMPLE / "images" / "case_000.nii.gz"
+    first = json.loads(cli("predict", run, scan, "--json").out)
+    second = json.loads(cli("predict", run, scan, "predict.overlays=false", "--json").out)
+    folders = [Path(r["outputs_dir"]) for r in (first, second)]
+    assert folders[0] != folders[1] and all(f.parent == run / "predictions" for f in folders)
+    assert (
+        Path(first["predictions"][0]["mask"]).is_file() and Path(first["predictions"][0]["overlay"]).is_file()
     )
-    assert "volume_ml" in records[-1]
+    assert "overlay" not in second["predictions"][0]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_no_identifying_dicom_tags_reach_the_run_or_outputs(cli, seg_run):
-    run, _, masks = seg_run
+    run, _ = seg_run
     res = cli("predict", run, SAMPLE / "images" / "case_079", "--json")
     assert res.code == 0, res.err
-    texts = [res.out, res.err] + [
-        p.read_text(errors="ignore")
-        for p in run.rglob("*")
-        if p.is_file() and p.suffix in (".json", ".jsonl", ".yaml")
-    ]
+    texts = [res.out, res.err]
+    for p in run.rglob("*"):  # configs, logs, state, eval.json, checkpoints, predicted masks
+        if p.is_file():
+            raw = p.read_bytes()
+            texts.append((gzip.decompress(raw) if p.suffix == ".gz" else raw).decode("latin-1"))
     for text in texts:
         for value in PHI:
             assert value not in text
 
 
 def test_predict_rejects_a_file_that_is_not_a_scan(cli, seg_run, tmp_path):
-    run, _, _ = seg_run
+    run, _ = seg_run
     fake = tmp_path / "scan.dcm"
     fake.write_bytes(b"%PDF-1.4 report")
-    _expect_user_error(
+    expect_user_error(
         cli("predict", run, fake), "scan.dcm' is not a readable DICOM file: it looks like a PDF"
     )
 
 
-def test_classification_3d_beats_the_majority_baseline(cli, tmp_path):
-    run = tmp_path / "cls"
-    res = cli("train", "medical-imaging", "task=classification", "--out", run, "--json", *FAST)
+def test_split_folders_with_images_and_masks_train_and_evaluate(cli, tmp_path):
+    """The nnU-Net / Decathlon layout, with the `valid` alias: train/ valid/ test/ of images/ + masks/."""
+    data = _split_folders(
+        tmp_path / "data", {"train": range(0, 24), "valid": range(24, 30), "test": range(30, 36)}
+    )
+    run = tmp_path / "run"
+    result = train_ok(cli, "medical-imaging", run, "--data", data, *FAST, "train.epochs=6")
+    state = json.loads((run / "preprocess" / "state.json").read_text())
+    assert state["counts"] == {"train": 24, "val": 6, "test": 6} and result["examples"] == 6
+    assert set(result["baselines"]) == {"all_background", "intensity_threshold"}
+    assert result["strongest_baseline"] == "intensity_threshold" and result["beats_baseline"], result
+    res = cli("evaluate", run, "--json")
     assert res.code == 0, res.err
-    result = json.loads(res.out)
-    metrics, baseline = result["metrics"], result["baseline"]
+    assert json.loads(res.out)["metrics"]["dice"] == pytest.approx(result["metrics"]["dice"], abs=1e-6)
+
+
+def test_classification_3d_beats_the_majority_and_the_logistic_regression(cli, tmp_path):
+    run = tmp_path / "cls"
+    result = train_ok(cli, "medical-imaging", run, "task=classification", *FAST)
+    metrics, base = result["metrics"], result["baselines"]
+    assert result["monitor"] == "auroc" and "score" not in metrics
     assert set(metrics) >= {"auroc", "accuracy", "sensitivity", "specificity", "confusion_matrix"}
-    assert baseline["auroc"] == 0.5 and metrics["auroc"] > 0.7, (metrics, baseline)
-    assert metrics["accuracy"] > baseline["accuracy"] and result["beats_baseline"]
-    records = json.loads(cli("predict", run, SAMPLE / "images" / "case_000.nii.gz", "--json").out)[
-        "predictions"
-    ]
-    assert records[0]["label"] in ("absent", "present") and set(records[0]["probs"]) == {"absent", "present"}
+    assert base["majority"]["auroc"] == 0.5 and base["histogram_logreg"]["auroc"] > 0.6, base
+    assert metrics["auroc"] > 0.7 and metrics["accuracy"] > base["majority"]["accuracy"], (metrics, base)
+    assert result["strongest_baseline"] == "histogram_logreg" and result["beats_baseline"]
+    state = json.loads((run / "preprocess" / "state.json").read_text())
+    assert len(state["baselines"]["histogram_logreg"]["coef"][0]) == 9  # 8 tail shares + the maximum
+    assert result["details"]["threshold"] == state["threshold"]
+    res = cli("predict", run, SAMPLE / "images" / "case_000.nii.gz", "--json")
+    record = json.loads(res.out)["predictions"][0]
+    assert record["label"] in ("absent", "present") and set(record["probs"]) == {"absent", "present"}
+    res = cli("predict", run, SAMPLE / "images" / "case_000.nii.gz", "predict.threshold=0.999999", "--json")
+    assert json.loads(res.out)["predictions"][0]["threshold"] == 0.999999
 
 
 @pytest.fixture(scope="module")
 def png_slices(tmp_path_factory) -> Path:
-    """2D PNG images (soft-tissue window) with 0/255 masks and labels, cut from phantoms."""
+    """80 2D PNG images (soft-tissue window) with 0/255 masks and labels, cut from phantoms."""
     from PIL import Image
 
-    gen = _generator()
+    gen = load_sample_generator("medical_imaging")
     out = tmp_path_factory.mktemp("png")
     (out / "images").mkdir()
     (out / "masks").mkdir()
     rng = np.random.default_rng(7)
     rows = []
-    for i in range(40):
+    for i in range(80):
         hu, mask = gen.make_case(rng, lesion=i % 2 == 0, spacing_xy=1.0)
         z = int(np.argmax(mask.sum((0, 1)))) if mask.any() else 8
         grey = np.clip((hu[:, :, z] + 160) / 400 * 255, 0, 255).astype(np.uint8)
@@ -401,46 +516,25 @@ def png_slices(tmp_path_factory) -> Path:
 
 def test_2d_png_segmentation_writes_png_masks(cli, png_slices, tmp_path):
     run = tmp_path / "run"
-    res = cli(
-        "train",
-        "medical-imaging",
-        "--data",
-        png_slices,
-        "data.table=none.csv",
-        "--out",
-        run,
-        "--json",
-        *FAST,
-        "train.epochs=6",
-        f"predict.mask_dir={tmp_path / 'pred'}",
+    result = train_ok(
+        cli, "medical-imaging", run, "--data", png_slices, "data.table=none.csv", *FAST, "train.epochs=10"
     )
-    assert res.code == 0, res.err
     state = json.loads((run / "preprocess" / "state.json").read_text())
     assert state["mode"] == "2d" and state["mask_scale"] == 255 and state["intensity"]["window"] is None
-    assert json.loads(res.out)["metrics"]["dice"] > 0.5
-    res = cli("predict", run, png_slices / "images" / "s00.png", "--json")
-    record = json.loads(res.out)["predictions"][0]
+    assert result["metrics"]["dice"] > 0.5 and result["beats_baseline"], result
+    res = cli("predict", run, png_slices / "images" / "s00.png", "--output", tmp_path / "p.jsonl")
+    assert res.code == 0, res.err
+    record = json.loads((tmp_path / "p.jsonl").read_text())
     from PIL import Image
 
     written = np.asarray(Image.open(record["mask"]))
+    assert Path(record["mask"]).parent == tmp_path / "p_outputs"
     assert written.shape == (32, 32) and set(np.unique(written)) <= {0, 255}
 
 
 def test_2d_classification_with_a_timm_model(cli, png_slices, tmp_path):
-    res = cli(
-        "train",
-        "medical-imaging",
-        "task=classification",
-        "model.name=resnet10t",
-        "--data",
-        png_slices,
-        "--out",
-        tmp_path / "run",
-        "--json",
-        *FAST,
-        "train.epochs=2",
-    )
-    assert res.code == 0, res.err
-    assert json.loads(res.out)["metrics"]["accuracy"] > 0
+    args = ["task=classification", "model.name=resnet10t", "--data", png_slices, *FAST, "train.epochs=2"]
+    result = train_ok(cli, "medical-imaging", tmp_path / "run", *args)
+    assert result["metrics"]["accuracy"] > 0 and set(result["baselines"]) == {"majority", "histogram_logreg"}
     res = cli("predict", tmp_path / "run", png_slices / "images", "--json")
-    assert len(json.loads(res.out)["predictions"]) == 40
+    assert len(json.loads(res.out)["predictions"]) == 80

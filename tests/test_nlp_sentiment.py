@@ -1,15 +1,15 @@
-"""nlp-sentiment: train -> evaluate -> predict through the real CLI, plain-transformers loading, bad input."""
+"""nlp-sentiment: train -> evaluate -> predict through the real CLI, both baselines, every data layout,
+plain-transformers loading, bad input."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, expect_user_error, load_sample_generator, train_ok
 
 SAMPLE = ROOT / "sample_data" / "nlp_sentiment" / "reviews.csv"
 SMALL = [
@@ -21,26 +21,12 @@ SMALL = [
 ]
 
 
-def _expect_user_error(res, *fragments):
-    assert res.code == 2, (res.code, res.err)
-    assert "Traceback" not in res.err
-    for f in fragments:
-        assert f in res.err, res.err
-
-
 @pytest.fixture(scope="module")
-def generator():
-    spec = importlib.util.spec_from_file_location("make_ns", ROOT / "sample_data" / "make_nlp_sentiment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def small_reviews(generator) -> list[tuple[str, str]]:
+def small_reviews() -> list[tuple[str, str]]:
     """240 distinct generated reviews, half positive."""
     import numpy as np
 
+    generator = load_sample_generator("nlp_sentiment")
     rng = np.random.default_rng(3)
     rows = {generator.review(rng, i % 2 == 0): "positive" if i % 2 == 0 else "negative" for i in range(260)}
     return list(rows.items())[:240]
@@ -51,7 +37,7 @@ def tiny_checkpoint(tmp_path_factory, small_reviews) -> Path:
     """A hub-style folder (config.json, model.safetensors, tokenizer files) made by save_pretrained."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    from dlkit.text import train_tokenizer
+    from dlkit.hf import train_tokenizer
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = train_tokenizer([t for t, _ in small_reviews], vocab_size=500)
@@ -70,7 +56,22 @@ def tiny_checkpoint(tmp_path_factory, small_reviews) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def rnn_run(tmp_path_factory, small_reviews) -> Path:
+    """A one-epoch RNN on the small reviews: a cheap run for predict and evaluate tests."""
+    from dlkit import jobs
+
+    folder = tmp_path_factory.mktemp("ns_rnn")
+    data = _write_csv(folder / "reviews.csv", small_reviews)
+    run = folder / "run"
+    jobs.train(
+        "nlp-sentiment", data=str(data), out=run, overrides=["model.name=rnn", "train.epochs=1", *SMALL]
+    )
+    return run
+
+
 def _write_csv(path: Path, rows: list[tuple], header=("text", "label"), encoding="utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding=encoding) as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
@@ -84,31 +85,44 @@ def _load_native(folder: Path):
     return AutoModelForSequenceClassification.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
 
 
+def _readable(cli, data: Path) -> str:
+    res = cli("check", "nlp-sentiment", "--data", data, "--json", "model.vocab_size=500")
+    assert res.code == 0, res.err
+    return next(f for f in json.loads(res.out)["findings"] if f["check"] == "data readable")["message"]
+
+
 # --- the default model on the sample data ------------------------------------------------------
-def test_default_model_beats_baseline_predicts_and_loads_with_plain_transformers(cli, tmp_path):
+def test_default_model_beats_both_baselines_predicts_and_loads_with_plain_transformers(cli, tmp_path):
     import torch
 
     run = tmp_path / "run"
     res = cli("train", "nlp-sentiment", "--out", run, "--json")
     assert res.code == 0, res.err
     result = json.loads(res.out)
-    metrics, baseline = result["metrics"], result["baseline"]
-    assert result["beats_baseline"] is True
-    assert metrics["accuracy"] > 0.72 and baseline["accuracy"] < 0.6
-    assert metrics["macro_f1"] > 0.7 > 0.4 > baseline["macro_f1"]
+    metrics, baselines = result["metrics"], result["baselines"]
+    majority, logreg = baselines["majority_class"], baselines["tfidf_logreg"]
+    assert set(baselines) == {"majority_class", "tfidf_logreg"}
+    assert result["strongest_baseline"] == "tfidf_logreg" and result["beats_baseline"] is True
+    assert metrics["accuracy"] > 0.72 and majority["accuracy"] < 0.6
+    assert metrics["macro_f1"] > 0.7 > 0.4 > majority["macro_f1"]
+    assert metrics["accuracy"] > logreg["accuracy"] > 0.65 and metrics["macro_f1"] > logreg["macro_f1"]
     assert len(metrics["precision"]) == len(metrics["recall"]) == 2
+    saved = json.loads((run / "eval.json").read_text())
+    assert saved["metrics"]["confusion_matrix"] == metrics["confusion_matrix"]
     assert (
-        metrics["confusion_matrix"]
-        == json.loads((run / "eval.json").read_text())["metrics"]["confusion_matrix"]
+        saved["details"]["majority_class"] == "positive"
+        and saved["details"]["tfidf_logreg"]["features"] > 500
     )
     assert "different labels" in res.err and "duplicate row" in res.err and "empty text" in res.err
     state = json.loads((run / "preprocess" / "state.json").read_text())
     assert state["classes"] == ["negative", "positive"] and state["architecture"] == "bert-tiny"
-    assert json.loads(state["tokenizer"])["model"]["type"] == "WordPiece"
+    assert json.loads(state["tokenizer"]["json"])["model"]["type"] == "WordPiece"
 
-    res = cli("evaluate", run, "--json")
+    res = cli("evaluate", run, "--json")  # both baselines again, from the run's state alone
     assert res.code == 0, res.err
-    assert json.loads(res.out)["metrics"]["accuracy"] == metrics["accuracy"]
+    again = json.loads(res.out)
+    assert again["metrics"]["accuracy"] == metrics["accuracy"]
+    assert again["baselines"] == baselines
 
     res = cli(
         "predict", run, "an absolutely wonderful film, I loved it", "dreadful food and rude staff. Avoid."
@@ -149,21 +163,19 @@ def test_default_model_beats_baseline_predicts_and_loads_with_plain_transformers
 # --- other models --------------------------------------------------------------------------------
 def test_rnn_with_class_weights_learns_and_saves_its_tokenizer(cli, tmp_path):
     run = tmp_path / "run"
-    res = cli(
-        "train",
+    result = train_ok(
+        cli,
         "nlp-sentiment",
-        "--out",
         run,
-        "--json",
         "model.name=rnn",
         "model.rnn=gru",
         "model.hidden=64",
         "loss.class_weights=balanced",
         "train.epochs=4",
     )
-    assert res.code == 0, res.err
-    result = json.loads(res.out)
-    assert result["beats_baseline"] is True and result["metrics"]["macro_f1"] > 0.5  # majority: 0.36
+    majority = result["baselines"]["majority_class"]
+    assert result["metrics"]["macro_f1"] > 0.5 > majority["macro_f1"]  # majority: 0.36
+    assert result["metrics"]["accuracy"] > majority["accuracy"]
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
@@ -191,14 +203,15 @@ def test_local_hub_style_checkpoint_fine_tunes_through_the_same_command(
         data,
         "--out",
         run,
-        "--json",
         f"model.name={copy}",
         "train.epochs=1",
         "data.batch_size=16",
     )
     assert res.code == 0, res.err
+    assert res.err.count("fine-tuning pretrained weights") == 1
     state = json.loads((run / "preprocess" / "state.json").read_text())
     assert state["architecture"] == "checkpoint" and state["checkpoint"] == str(copy.resolve())
+    assert "tokenizer.json" in state["tokenizer"]["files"]  # the checkpoint's own tokenizer, kept in the run
     assert state["max_length"] == 64  # capped by the checkpoint's position embeddings
     assert "lr: 5.0e-05" in (run / "config.yaml").read_text()  # the fine-tuning default
 
@@ -218,7 +231,7 @@ def test_local_hub_style_checkpoint_fine_tunes_through_the_same_command(
     assert set(json.loads(res.out)["probs"]) == {"negative", "positive"}
 
 
-# --- formats and encodings -----------------------------------------------------------------------
+# --- formats, encodings and layouts -----------------------------------------------------------------
 def test_latin1_tsv_needs_data_encoding_then_trains(cli, tmp_path, small_reviews):
     rows = [(f"{t} Café crème.", label) for t, label in small_reviews]
     data = tmp_path / "reviews.tsv"
@@ -226,52 +239,76 @@ def test_latin1_tsv_needs_data_encoding_then_trains(cli, tmp_path, small_reviews
         ("review\tsentiment\n" + "".join(f"{t}\t{label}\n" for t, label in rows)).encode("latin-1")
     )
     columns = ["data.text_column=review", "data.label_column=sentiment"]
-    _expect_user_error(
+    expect_user_error(
         cli("train", "nlp-sentiment", "--data", data, *columns),
         "reviews.tsv",
         "not valid utf-8",
         "data.encoding=latin-1",
     )
     run = tmp_path / "run"
-    res = cli(
-        "train",
+    result = train_ok(
+        cli,
         "nlp-sentiment",
+        run,
         "--data",
         data,
-        "--out",
-        run,
-        "--json",
         "data.encoding=latin-1",
         *columns,
         "model.name=rnn",
         "train.epochs=1",
         *SMALL,
     )
-    assert res.code == 0, res.err
-    assert json.loads(res.out)["examples"] > 0
+    assert result["examples"] > 0
     state = json.loads((run / "preprocess" / "state.json").read_text())
-    assert "café" in json.loads(state["tokenizer"])["model"]["vocab"]
+    assert "café" in json.loads(state["tokenizer"]["json"])["model"]["vocab"]
+    # a predict-time encoding for new files is inference-safe; the model's keys are not
+    new = tmp_path / "new.txt"
+    new.write_bytes("Un café superbe, highly recommended.\n".encode("latin-1"))
+    res = cli("predict", run, new, "data.encoding=latin-1", "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["predictions"][0]["text"] == "Un café superbe, highly recommended."
+    expect_user_error(cli("predict", run, new, "model.hidden=64"), "model.hidden", "cannot be changed")
 
 
-def test_jsonl_with_split_column_keeps_the_given_test_split(cli, tmp_path, small_reviews):
+def test_jsonl_split_column_with_aliases_keeps_the_given_splits(cli, tmp_path, small_reviews):
     data = tmp_path / "reviews.jsonl"
-    splits = ["test" if i % 5 == 0 else "train" for i in range(len(small_reviews))]
+    splits = ["test" if i % 5 == 0 else "Dev" if i % 5 == 1 else "train" for i in range(len(small_reviews))]
     pd.DataFrame(
         {"text": [t for t, _ in small_reviews], "label": [lb for _, lb in small_reviews], "split": splits}
     ).to_json(data, orient="records", lines=True)
-    res = cli(
-        "train",
-        "nlp-sentiment",
-        "--data",
-        data,
-        "--out",
-        tmp_path / "run",
-        "--json",
-        "train.epochs=1",
-        *SMALL,
+    assert _readable(cli, data) == "144 train / 48 val / 48 test examples"
+    result = train_ok(cli, "nlp-sentiment", tmp_path / "run", "--data", data, "train.epochs=1", *SMALL)
+    assert result["examples"] == splits.count("test")
+
+
+def test_split_column_with_a_bad_name_is_refused_by_row(cli, tmp_path, small_reviews):
+    rows = [(t, lb, "holdout" if i == 3 else "") for i, (t, lb) in enumerate(small_reviews)]
+    data = _write_csv(tmp_path / "reviews.csv", rows, ("text", "label", "split"))
+    expect_user_error(cli("train", "nlp-sentiment", "--data", data), "row 5", "'holdout'", "valid")
+
+
+def test_folder_of_split_tables_keeps_them_and_carves_validation_by_label(cli, tmp_path, small_reviews):
+    folder = tmp_path / "data"
+    _write_csv(folder / "train.csv", small_reviews[:200])
+    _write_csv(folder / "test.csv", small_reviews[200:])
+    assert _readable(cli, folder) == "170 train / 30 val / 40 test examples"
+
+
+def test_folder_of_split_folders_with_aliases(cli, tmp_path, small_reviews):
+    folder = tmp_path / "data"
+    _write_csv(folder / "train" / "reviews.csv", small_reviews[:180])
+    for name in ("valid", "Test"):
+        (folder / name).mkdir()
+    frame = pd.DataFrame(small_reviews[180:210], columns=["text", "label"])
+    frame.to_json(folder / "valid" / "part.jsonl", orient="records", lines=True)
+    (folder / "Test" / "reviews.tsv").write_text(
+        "text\tlabel\n" + "".join(f"{t}\t{lb}\n" for t, lb in small_reviews[210:])
     )
-    assert res.code == 0, res.err
-    assert json.loads(res.out)["examples"] == splits.count("test")
+    assert _readable(cli, folder) == "180 train / 30 val / 30 test examples"
+    (folder / "dev").mkdir()
+    expect_user_error(
+        cli("train", "nlp-sentiment", "--data", folder), "two folders for the val split", "dev/", "valid/"
+    )
 
 
 # --- bad input -------------------------------------------------------------------------------------
@@ -281,28 +318,24 @@ def test_jsonl_with_split_column_keeps_the_given_test_split(cli, tmp_path, small
 )
 def test_missing_text_or_label_column_names_those_present(cli, column, present):
     wanted = column.split("=")[1]
-    _expect_user_error(
-        cli("train", "nlp-sentiment", column), f"no column '{wanted}'", f"(columns: {present})"
-    )
+    expect_user_error(cli("train", "nlp-sentiment", column), f"no column '{wanted}'", f"(columns: {present})")
 
 
 def test_only_empty_texts(cli, tmp_path):
     data = _write_csv(tmp_path / "empty.csv", [("", "positive"), ("<br />", "negative"), ("  ", "positive")])
-    _expect_user_error(cli("train", "nlp-sentiment", "--data", data), "empty.csv", "empty text", "'text'")
+    expect_user_error(cli("train", "nlp-sentiment", "--data", data), "empty.csv", "empty text", "'text'")
 
 
 def test_single_class(cli, tmp_path, small_reviews):
     data = _write_csv(tmp_path / "one.csv", [(t, "positive") for t, _ in small_reviews])
-    _expect_user_error(
-        cli("train", "nlp-sentiment", "--data", data), "single class", "'label'", "two or more"
-    )
+    expect_user_error(cli("train", "nlp-sentiment", "--data", data), "single class", "'label'", "two or more")
 
 
 def test_model_folder_without_config_is_not_a_checkpoint(cli, tmp_path):
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / "model.bin").write_bytes(b"not a model")
-    _expect_user_error(
+    expect_user_error(
         cli("train", "nlp-sentiment", f"model.name={folder}"),
         "is not a transformers checkpoint",
         "no config.json",
@@ -314,33 +347,40 @@ def test_model_folder_with_a_broken_config(cli, tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "no-such-architecture"}')
-    _expect_user_error(
+    expect_user_error(
         cli("train", "nlp-sentiment", f"model.name={folder}"), "cannot be loaded as a transformers checkpoint"
     )
 
 
 def test_unknown_hub_name_offline(cli):
-    _expect_user_error(
+    expect_user_error(
         cli("train", "nlp-sentiment", "model.name=nobody/no-such-model-xyz"),
         "'nobody/no-such-model-xyz'",
         "HF_HUB_OFFLINE",
     )
 
 
-def test_predict_missing_file_and_evaluate_unknown_label(cli, tmp_path, small_reviews):
-    data = _write_csv(tmp_path / "reviews.csv", small_reviews)
-    run = tmp_path / "run"
-    assert (
-        cli(
-            "train", "nlp-sentiment", "--data", data, "--out", run, "model.name=rnn", "train.epochs=1", *SMALL
-        ).code
-        == 0
-    )
-    _expect_user_error(cli("predict", run, tmp_path / "missing.csv"), "missing.csv", "does not exist")
-    _expect_user_error(
-        cli("evaluate", run, "--data", _write_csv(tmp_path / "new.csv", [("fine", "neutral")])),
+def test_predict_missing_file_and_evaluate_unknown_label(cli, tmp_path, rnn_run):
+    expect_user_error(cli("predict", rnn_run, tmp_path / "missing.csv"), "missing.csv", "does not exist")
+    expect_user_error(
+        cli("evaluate", rnn_run, "--data", _write_csv(tmp_path / "new.csv", [("fine", "neutral")])),
         "not trained on: neutral",
     )
+
+
+def test_predict_keeps_the_input_order_across_chunks(cli, tmp_path, rnn_run):
+    texts = [
+        ("a lovely, truly wonderful and delightful film " * (i % 4 + 1)).strip() + f" {i}" for i in range(11)
+    ]
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n".join(texts[:6]) + "\n")
+    (folder / "b.txt").write_text("\n".join(texts[6:]) + "\n")
+    out = tmp_path / "preds.csv"
+    res = cli("predict", rnn_run, folder, "--output", out, "predict.chunk_size=4", "data.batch_size=2")
+    assert res.code == 0, res.err
+    assert pd.read_csv(out)["text"].tolist() == texts
+    assert not (tmp_path / "preds_outputs").exists()  # no side files for text classification
 
 
 def test_check_reports_conflicting_labels_and_balance(cli, tmp_path, small_reviews):
@@ -352,10 +392,11 @@ def test_check_reports_conflicting_labels_and_balance(cli, tmp_path, small_revie
     assert res.code == 0, res.err
     findings = {f["check"]: f for f in json.loads(res.out)["findings"]}
     assert findings["class balance"]["severity"] == "ok"
+    assert "train: negative" in findings["class balance"]["message"]
     assert any("different labels" in f["message"] for f in json.loads(res.out)["findings"])
 
 
-# --- shared text-table helpers -------------------------------------------------------------------
+# --- units ------------------------------------------------------------------------------------------
 def test_duplicates_and_conflicts_keep_the_most_frequent_label():
     from dlkit.data.textdata import drop_duplicate_texts
 
@@ -365,8 +406,8 @@ def test_duplicates_and_conflicts_keep_the_most_frequent_label():
     assert "1 text(s) appear with different labels" in notes[0] and "dropped 3 duplicate" in notes[1]
 
 
-def test_pad_collate_pads_to_the_longest_in_the_batch():
-    from dlkit.data.textdata import length_order, pad_collate
+def test_pad_collate_pads_to_the_longest_in_the_batch_and_length_order_sorts_in_blocks():
+    from dlkit.hf import length_order, pad_collate
 
     batch = pad_collate(
         [{"input_ids": [5, 6, 7], "label": 1, "id": "a"}, {"input_ids": [8], "label": 0, "id": "b"}],
@@ -376,25 +417,38 @@ def test_pad_collate_pads_to_the_longest_in_the_batch():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["label"].tolist() == [1, 0] and batch["id"] == ["a", "b"]
     assert length_order([3, 1, 2, 1]) == [1, 3, 2, 0]
+    assert length_order([3, 1, 2, 1, 0], block=2) == [1, 0, 3, 2, 4]
 
 
-def test_folder_with_train_and_test_tables_keeps_them(cli, tmp_path, small_reviews):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    _write_csv(folder / "train.csv", small_reviews[:200])
-    _write_csv(folder / "test.csv", small_reviews[200:])
-    res = cli("check", "nlp-sentiment", "--data", folder, "--json", "model.vocab_size=500")
-    assert res.code == 0, res.err
-    readable = next(f for f in json.loads(res.out)["findings"] if f["check"] == "data readable")
-    assert readable["message"] == "170 train / 30 val / 40 test examples"
+def test_tfidf_baseline_from_state_scores_like_the_fitted_scikit_learn_model(small_reviews):
+    import numpy as np
+    from dlkit_recipes.nlp_sentiment.baselines import fit_tfidf_logreg, tfidf_logits
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    texts = [t for t, _ in small_reviews]
+    labels = [int(lb == "positive") for _, lb in small_reviews]
+    train, val = (texts[:200], labels[:200]), (texts[200:], labels[200:])
+    params = json.loads(json.dumps(fit_tfidf_logreg(train, val, 2, balanced=False, seed=0)))  # via JSON
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=20_000, sublinear_tf=True)
+    x = vectorizer.fit_transform(train[0])
+    model = LogisticRegression(C=params["C"], max_iter=2000, random_state=0).fit(x, train[1])
+    expected = model.decision_function(vectorizer.transform(val[0]))
+    logits = tfidf_logits(params, val[0]).numpy()
+    assert np.allclose(logits[:, 1] - logits[:, 0], expected, atol=1e-4)
+    assert params["val_accuracy"] == pytest.approx(
+        float((model.predict(vectorizer.transform(val[0])) == val[1]).mean()), abs=1e-4
+    )
 
 
-def test_balanced_class_weights_are_inverse_class_frequencies():
+def test_lr_is_resolved_before_the_run_and_class_weights_are_inverse_frequencies():
     from dlkit_recipes.nlp_sentiment import NlpSentiment
 
-    from dlkit.jobs import build_config
+    from dlkit.jobs.common import build_config
 
-    recipe = NlpSentiment(build_config(NlpSentiment, None, ["loss.class_weights=balanced"]))
-    loss = recipe._make_loss({"classes": ["neg", "pos"], "class_counts": {"neg": 25, "pos": 75}})
+    cfg = NlpSentiment.resolve_config(build_config(NlpSentiment, None, ["loss.class_weights=balanced"]))
+    assert cfg["train"]["lr"] == 1e-3  # the from-scratch default
+    tuned = NlpSentiment.resolve_config(build_config(NlpSentiment, None, ["model.name=some/checkpoint"]))
+    assert tuned["train"]["lr"] == 5e-5
+    loss = NlpSentiment(cfg).make_loss({"classes": ["neg", "pos"], "class_counts": {"neg": 25, "pos": 75}})
     assert loss.weight.tolist() == pytest.approx([2.0, 2 / 3])
-    assert recipe.cfg["train"]["lr"] == 1e-3  # the from-scratch default

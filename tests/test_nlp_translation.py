@@ -1,4 +1,5 @@
-"""nlp-translation: the default model learns the sample pair, a checkpoint fine-tunes, bad input is named.
+"""nlp-translation: the default model learns the sample pair above both baselines, a checkpoint fine-tunes,
+every data layout is read, validation decodes greedily, bad input is named.
 
 One default training run on the sample data is shared by the tests that read a run directory; tests that
 train a checkpoint of their own use a tiny BART and a small generated corpus so they take seconds.
@@ -6,43 +7,29 @@ train a checkpoint of their own use a tiny BART and a small generated corpus so 
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import random
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, expect_user_error, load_sample_generator
 
 SAMPLE = ROOT / "sample_data" / "nlp_translation" / "pairs.tsv"
 QUICK = ["train.log_every=5", "grad_monitor.every=50"]
 
 
-def _expect_user_error(res, *fragments):
-    assert res.code == 2, (res.code, res.err)
-    assert "Traceback" not in res.err
-    for f in fragments:
-        assert f in res.err, res.err
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("make_nt", ROOT / "sample_data" / "make_nlp_translation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """The default model and config on the sample data, for 12 epochs instead of 30.
+    """The default model and config on the sample data, for 16 epochs instead of 30.
 
-    The warmup fraction is raised so that the warmup lasts as many steps as the default's: a post-norm
-    transformer trained from scratch needs it to start attending to the source.
+    The warmup fraction is raised so that the warmup lasts about as many steps as the default's: a
+    post-norm transformer trained from scratch needs it to start attending to the source.
     """
     from dlkit import jobs
 
     run = tmp_path_factory.mktemp("nt") / "run"
-    jobs.train("nlp-translation", out=run, overrides=["train.epochs=12", "train.warmup=0.25", *QUICK])
+    jobs.train("nlp-translation", out=run, overrides=["train.epochs=16", "train.warmup=0.19", *QUICK])
     return run
 
 
@@ -50,7 +37,25 @@ def trained(tmp_path_factory) -> Path:
 def small_pairs(tmp_path_factory) -> Path:
     """A clean 200-pair corpus from the sample-data generator (a different seed than the sample set)."""
     out = tmp_path_factory.mktemp("small_pairs")
-    return _generator().generate(out, seed=3, pairs=200)
+    return load_sample_generator("nlp_translation").generate(out, seed=3, pairs=200)
+
+
+def _pairs(n: int, seed: int = 5) -> list[tuple[str, str]]:
+    make = load_sample_generator("nlp_translation")
+    rng = random.Random(seed)
+    return list(dict.fromkeys(make.sentence(rng) for _ in range(3 * n)))[:n]
+
+
+def _write_tsv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows))
+    return path
+
+
+def _readable(cli, data: Path, *overrides: str) -> str:
+    res = cli("check", "nlp-translation", "--data", data, "--json", *overrides)
+    assert res.code == 0, res.err
+    return " | ".join(f["message"] for f in json.loads(res.out)["findings"])
 
 
 def _tiny_checkpoint(folder: Path, data: Path, vocab_size: int | None = None) -> Path:
@@ -58,15 +63,24 @@ def _tiny_checkpoint(folder: Path, data: Path, vocab_size: int | None = None) ->
     import pandas as pd
     from transformers import BartConfig, BartForConditionalGeneration
 
-    from dlkit.text import train_tokenizer
+    from dlkit.hf import train_tokenizer
 
     df = pd.read_csv(data, sep="\t", keep_default_na=False)
     tokenizer = train_tokenizer(list(df["source"]) + list(df["target"]), 400, kind="bpe", lowercase=False)
     config = BartConfig(
-        vocab_size=vocab_size or len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id, decoder_start_token_id=tokenizer.sep_token_id,
+        vocab_size=vocab_size or len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        decoder_start_token_id=tokenizer.sep_token_id,
         forced_eos_token_id=None,
     )
     torch.manual_seed(0)
@@ -76,27 +90,40 @@ def _tiny_checkpoint(folder: Path, data: Path, vocab_size: int | None = None) ->
 
 
 # --- the default model ----------------------------------------------------------------------
-def test_default_model_learns_the_sample_pair_far_above_copying(trained):
+def test_default_model_learns_the_sample_pair_above_both_baselines(trained):
     result = json.loads((trained / "eval.json").read_text())
-    metrics, baseline = result["metrics"], result["baseline"]
-    assert result["monitor"] == "bleu" and result["beats_baseline"] is True
-    assert baseline["method"] == "copy the source"
-    assert metrics["bleu"] > 10 * max(baseline["bleu"], 1.0), (metrics, baseline)
-    assert metrics["chrf"] > baseline["chrf"] + 15, (metrics, baseline)
-    assert "tok:13a" in baseline["sacrebleu_signature"]["bleu"]
-    examples = baseline["examples"]
+    metrics, baselines = result["metrics"], result["baselines"]
+    copy, words = baselines["copy_source"], baselines["word_by_word"]
+    assert set(baselines) == {"copy_source", "word_by_word"}
+    assert result["monitor"] == "bleu" and result["strongest_baseline"] == "word_by_word"
+    assert result["beats_baseline"] is True
+    assert metrics["bleu"] > 10 * max(copy["bleu"], 1.0), (metrics, baselines)
+    assert metrics["chrf"] > copy["chrf"] + 15, (metrics, baselines)
+    assert (
+        words["bleu"] > 10 * max(copy["bleu"], 1.0) and words["chrf"] > copy["chrf"] + 15
+    )  # a real baseline
+    assert metrics["bleu"] > words["bleu"] and metrics["chrf"] > words["chrf"], (metrics, baselines)
+    details = result["details"]
+    assert "tok:13a" in details["sacrebleu"]["bleu"] and "nc:6" in details["sacrebleu"]["chrf"]
+    assert details["decoding"]["num_beams"] == 4
+    examples = details["examples"]
     assert len(examples) == 5 and set(examples[0]) == {"source", "reference", "hypothesis"}
+    assert all(ex["source"] and ex["hypothesis"] for ex in examples)
     state = json.loads((trained / "preprocess" / "state.json").read_text())
     assert state["cleaning"]["removed"]["empty side"] == 8
     assert state["cleaning"]["removed"]["exact duplicates"] == 17
     assert state["cleaning"]["identical_kept"] == 3
+    lexicon = state["baselines"]["lexicon"]
+    assert lexicon["cat"] == "chat" and lexicon["dogs"] == "chiens"
 
 
 def test_evaluate_and_predict_need_only_the_run(cli, trained, tmp_path):
-    before = json.loads((trained / "eval.json").read_text())["metrics"]["bleu"]
+    before = json.loads((trained / "eval.json").read_text())
     res = cli("evaluate", trained, "--json")
     assert res.code == 0, res.err
-    assert json.loads(res.out)["metrics"]["bleu"] == pytest.approx(before)
+    again = json.loads(res.out)
+    assert again["metrics"]["bleu"] == pytest.approx(before["metrics"]["bleu"])
+    assert again["baselines"] == before["baselines"]  # the lexicon comes from the state
 
     lines = tmp_path / "sentences.txt"
     lines.write_text("The dog sleeps.\n\nA girl eats the red apple.\n")
@@ -115,6 +142,25 @@ def test_evaluate_and_predict_need_only_the_run(cli, trained, tmp_path):
     assert json.loads(res.out)["predictions"] == [records[0]]
 
 
+def test_decoding_and_scoring_keys_change_at_predict_and_evaluate_time_model_keys_do_not(
+    cli, trained, tmp_path
+):
+    res = cli(
+        "predict", trained, "The cat sings.", "generate.num_beams=1", "generate.max_new_tokens=2", "--json"
+    )
+    assert res.code == 0, res.err
+    short = json.loads(res.out)["predictions"][0]["translation"]
+    res = cli("predict", trained, "The cat sings.", "--json")
+    assert len(short) < len(json.loads(res.out)["predictions"][0]["translation"])
+    res = cli("evaluate", trained, "eval.bleu_tokenize=char", "eval.examples=2", "--json")
+    assert res.code == 0, res.err
+    result = json.loads(res.out)
+    assert "tok:char" in result["details"]["sacrebleu"]["bleu"] and len(result["details"]["examples"]) == 2
+    expect_user_error(
+        cli("predict", trained, "The cat sings.", "model.hidden=64"), "model.hidden", "cannot be changed"
+    )
+
+
 def test_native_model_translates_with_plain_transformers(cli, trained):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -129,11 +175,60 @@ def test_native_model_translates_with_plain_transformers(cli, trained):
 
 
 def test_predict_with_only_an_empty_string_is_refused(cli, trained):
-    _expect_user_error(cli("predict", trained, ""), "nothing to translate")
+    expect_user_error(cli("predict", trained, ""), "nothing to translate")
 
 
 def test_predict_names_a_missing_input_file(cli, trained):
-    _expect_user_error(cli("predict", trained, "missing.txt"), "input file 'missing.txt' does not exist")
+    expect_user_error(cli("predict", trained, "missing.txt"), "input file 'missing.txt' does not exist")
+
+
+def test_predict_reads_a_folder_and_keeps_the_input_order_across_chunks(cli, trained, tmp_path):
+    sentences = [s for s, _ in _pairs(11, seed=9)]
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n".join(sentences[:5]) + "\n")
+    _write_tsv(folder / "b.tsv", [(s, "") for s in sentences[5:]])
+    out = tmp_path / "out.jsonl"
+    res = cli("predict", trained, folder, "--output", out, "predict.chunk_size=4", "data.batch_size=2")
+    assert res.code == 0, res.err
+    assert [json.loads(line)["source"] for line in out.read_text().splitlines()] == sentences
+
+
+# --- validation is greedy, the final evaluation searches beams ------------------------------------
+class _SpyModel(torch.nn.Module):
+    """Logits for the loss, and a `generate` that records its beam width (whatever wraps the model)."""
+
+    def __init__(self):
+        super().__init__()
+        self.beams: list[int] = []
+
+    def forward(self, input_ids, attention_mask, labels):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=torch.zeros(*labels.shape, 50))
+
+    def generate(self, input_ids, attention_mask, **kwargs):
+        self.beams.append(kwargs["num_beams"])
+        return input_ids
+
+
+def test_step_decodes_by_stage_not_by_model_identity(trained):
+    from dlkit_recipes.nlp_translation import NlpTranslation
+
+    from dlkit.jobs.common import build_config
+    from dlkit.run import Run
+
+    run = Run.open(trained)
+    recipe = NlpTranslation(build_config(NlpTranslation, None, [], base=run.config()))
+    recipe.setup(run.state(), fresh=False)
+    items = [{"input_ids": [5, 6, 3], "labels": [7, 3], "source": "A cat.", "target": "Un chat.", "id": 0}]
+    batch = recipe.collate(items)
+    model = _SpyModel()
+    assert recipe.step(model, batch, "train")["preds"] == []
+    recipe.step(model, batch, "val")
+    recipe.step(model, batch, "test")
+    recipe.step(model, batch, "val")
+    assert model.beams == [1, 4, 1]  # generate.val_beams, generate.num_beams, the same model object
 
 
 # --- a local checkpoint -----------------------------------------------------------------------
@@ -142,11 +237,25 @@ def test_tiny_local_checkpoint_fine_tunes_through_the_same_command(cli, tmp_path
 
     checkpoint = _tiny_checkpoint(tmp_path / "tiny-bart", small_pairs)
     run = tmp_path / "run"
-    res = cli("train", "nlp-translation", "--data", small_pairs, "--out", run, "--json",
-              f"model.name={checkpoint}", "train.epochs=3", "train.lr=3e-3", "generate.num_beams=2", *QUICK)
+    res = cli(
+        "train",
+        "nlp-translation",
+        "--data",
+        small_pairs,
+        "--out",
+        run,
+        f"model.name={checkpoint}",
+        "train.epochs=3",
+        "train.lr=3e-3",
+        "generate.num_beams=2",
+        *QUICK,
+    )
     assert res.code == 0, res.err
+    assert res.err.count("fine-tuning pretrained weights") == 1
     losses = [json.loads(line)["train_loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0]
+    state = json.loads((run / "preprocess" / "state.json").read_text())
+    assert "tokenizer.json" in state["tokenizer"]["files"]
     shutil.rmtree(checkpoint)  # the run keeps its own tokenizer and config: no need for the original folder
     res = cli("predict", run, "The dog sleeps.", "--json")
     assert res.code == 0, res.err
@@ -156,28 +265,78 @@ def test_tiny_local_checkpoint_fine_tunes_through_the_same_command(cli, tmp_path
     assert AutoModelForSeq2SeqLM.from_pretrained(run / "model").config.d_model == 32
 
 
+# --- layouts ----------------------------------------------------------------------------------
+def test_a_folder_of_split_tables_keeps_its_splits_and_caps_validation(cli, tmp_path):
+    pairs = _pairs(80)
+    for name, rows in (("train", pairs[:60]), ("dev", pairs[60:70]), ("test", pairs[70:])):
+        _write_tsv(tmp_path / f"{name}.tsv", rows)
+    messages = _readable(cli, tmp_path, "data.max_val_pairs=4")
+    assert "60 train / 4 val / 10 test" in messages
+    assert "validation uses 4 pairs (data.max_val_pairs); the other 6 are left out" in messages
+
+
+def test_a_folder_of_split_folders_with_aliases(cli, tmp_path):
+    pairs = _pairs(80)
+    _write_tsv(tmp_path / "train" / "corpus.tsv", pairs[:60])
+    _write_tsv(tmp_path / "validation" / "corpus.tsv", pairs[60:68])
+    (tmp_path / "Test").mkdir()
+    (tmp_path / "Test" / "pairs.jsonl").write_text(
+        "".join(json.dumps({"source": s, "target": t}) + "\n" for s, t in pairs[68:])
+    )
+    assert "60 train / 8 val / 12 test" in _readable(cli, tmp_path)
+    (tmp_path / "validation" / "more.csv").write_text("source,target\nA cat.,Un chat.\n")
+    expect_user_error(
+        cli("train", "nlp-translation", "--data", tmp_path), "should hold one table", "corpus.tsv, more.csv"
+    )
+
+
+def test_a_split_column_with_aliases_and_a_carved_test_split(cli, tmp_path):
+    pairs = _pairs(100)
+    names = ["valid" if i < 10 else "Validation" if i < 20 else "train" if i % 2 else "" for i in range(100)]
+    table = tmp_path / "pairs.tsv"
+    table.write_text(
+        "source\ttarget\tsplit\n"
+        + "".join(f"{s}\t{t}\t{n}\n" for (s, t), n in zip(pairs, names, strict=True))
+    )
+    assert "68 train / 20 val / 12 test" in _readable(cli, tmp_path / "pairs.tsv")
+
+
 # --- bad input ------------------------------------------------------------------------------
 def test_missing_columns_are_named_with_the_ones_present(cli, tmp_path):
     table = tmp_path / "pairs.tsv"
     table.write_text("en\tfr\nThe cat.\tLe chat.\n")
-    _expect_user_error(cli("train", "nlp-translation", "--data", table), "has no column 'source'",
-                       "columns: en, fr")
+    expect_user_error(
+        cli("train", "nlp-translation", "--data", table), "has no column 'source'", "columns: en, fr"
+    )
 
 
 def test_corpus_empty_after_cleaning_says_which_filter_removed_what(cli, tmp_path):
     table = tmp_path / "pairs.csv"
     table.write_text(f"source,target\nHello.,\n,Bonjour.\n{'A cat. ' * 80},{'Un chat. ' * 80}\n")
     res = cli("train", "nlp-translation", "--data", table, "--out", tmp_path / "run")
-    _expect_user_error(res, "no sentence pairs left", "3 rows read", "empty side: 2",
-                       "longer than 400 characters: 1", "data.max_chars")
+    expect_user_error(
+        res,
+        "no sentence pairs left",
+        "3 rows read",
+        "empty side: 2",
+        "longer than 400 characters: 1",
+        "data.max_chars",
+    )
     assert not (tmp_path / "run").exists()
 
 
 def test_tokenizer_larger_than_the_model_vocabulary_is_refused(cli, tmp_path, small_pairs):
     checkpoint = _tiny_checkpoint(tmp_path / "small-vocab", small_pairs, vocab_size=50)
-    res = cli("train", "nlp-translation", "--data", small_pairs, "--out", tmp_path / "run",
-              f"model.name={checkpoint}")
-    _expect_user_error(res, "but model", "embeds only 50", "model.tokenizer_name")
+    res = cli(
+        "train",
+        "nlp-translation",
+        "--data",
+        small_pairs,
+        "--out",
+        tmp_path / "run",
+        f"model.name={checkpoint}",
+    )
+    expect_user_error(res, "but model", "embeds only 50", "model.tokenizer_name")
     assert not (tmp_path / "run").exists()
 
 
@@ -189,44 +348,60 @@ def test_check_reports_the_cleaning(cli):
     assert any("exact duplicates: 17" in f["message"] for f in found["findings"])
 
 
-def test_a_folder_of_split_tables_keeps_its_splits_and_caps_validation(cli, tmp_path):
-    import random
-
-    make = _generator()
-    rng = random.Random(5)
-    pairs = list(dict.fromkeys(make.sentence(rng) for _ in range(120)))[:80]
-    for name, rows in (("train", pairs[:60]), ("dev", pairs[60:70]), ("test", pairs[70:])):
-        (tmp_path / f"{name}.tsv").write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows))
-    res = cli("check", "nlp-translation", "--data", tmp_path, "--json", "data.max_val_pairs=4")
-    assert res.code == 0, res.err
-    messages = " | ".join(f["message"] for f in json.loads(res.out)["findings"])
-    assert "60 train / 4 val / 10 test" in messages
-    assert "validation uses 4 pairs (data.max_val_pairs); the other 6 are left out" in messages
-
-
 # --- units ------------------------------------------------------------------------------------
 def test_clean_pairs_counts_each_filter_and_reuses_the_fitted_median():
-    from dlkit_recipes.nlp_translation import clean_pairs
+    from dlkit_recipes.nlp_translation.data import clean_pairs
 
-    pairs = [("a cat", "un chat"), ("a cat", "un chat"), ("", "vide"), ("dog", ""), ("x" * 50, "y" * 50),
-             ("hi", "salut " * 5), ("same", "same"), ("the dog", "le chien")]
+    pairs = [
+        ("a cat", "un chat"),
+        ("a cat", "un chat"),
+        ("", "vide"),
+        ("dog", ""),
+        ("x" * 50, "y" * 50),
+        ("hi", "salut " * 5),
+        ("same", "same"),
+        ("the dog", "le chien"),
+    ]
     cleaned = clean_pairs(pairs, max_chars=40, max_ratio=3.0)
     assert cleaned.kept == [0, 6, 7]
-    assert cleaned.removed == {"empty side": 2, "exact duplicates": 1, "longer than 40 characters": 1,
-                               f"length ratio over 3x the median ({cleaned.median_ratio:.2f})": 1}
+    assert cleaned.removed == {
+        "empty side": 2,
+        "exact duplicates": 1,
+        "longer than 40 characters": 1,
+        f"length ratio over 3x the median ({cleaned.median_ratio:.2f})": 1,
+    }
     assert cleaned.identical == 1
     assert clean_pairs([("hi", "salut " * 5)], 40, 3.0, median_ratio=cleaned.median_ratio).kept == []
 
 
-def test_corpus_scores_accumulate_batches_like_one_sacrebleu_call():
+def test_corpus_scores_are_torchmetrics_that_merge_like_one_sacrebleu_call():
     import sacrebleu
-    from dlkit_recipes.nlp_translation import sacrebleu_metrics
+    from dlkit_recipes.nlp_translation.metrics import SacreScore, translation_metrics
+    from torchmetrics import Metric
 
-    hyps = ["the cat sits on the mat", "a dog barks", "hello there world"]
-    refs = ["the cat sat on the mat", "the dog barks", "hello world"]
-    scores = sacrebleu_metrics("13a")
+    hyps = ["the cat sits on the mat", "a dog barks", "hello there world", "l'été, ça va"]
+    refs = ["the cat sat on the mat", "the dog barks", "hello world", "l'été ça va"]
+    scores = translation_metrics("13a")
+    assert all(isinstance(m, Metric) for m in scores.values())
     scores["bleu"].update(hyps[:2], refs[:2])
     scores["bleu"].update(hyps[2:], refs[2:])
     assert float(scores["bleu"].compute()) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert scores["bleu"].pairs() == list(zip(hyps, refs, strict=True))
+    # two processes' states, reduced as under DDP ("cat" of the byte tensors)
+    first, second = SacreScore("chrf"), SacreScore("chrf")
+    first.update(hyps[:3], refs[:3])
+    second.update(hyps[3:], refs[3:])
+    first.merge_state(second)
+    assert float(first.compute()) == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score)
     scores["bleu"].reset()
-    assert float(scores["bleu"].compute()) == 0.0
+    assert scores["bleu"].pairs() == []
+
+
+def test_word_by_word_lexicon_learns_words_and_keeps_unknown_ones():
+    from dlkit_recipes.nlp_translation.baselines import fit_lexicon, translate_words
+
+    lexicon = fit_lexicon(_pairs(300))
+    assert lexicon["cat"] == "chat" and lexicon["apples"] == "pommes"
+    assert translate_words(lexicon, "The cat sees Zorro.").startswith("L")
+    assert translate_words(lexicon, "The cat sees Zorro.").endswith("chat voit Zorro.")
+    assert translate_words(lexicon, "") == ""

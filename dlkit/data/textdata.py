@@ -1,25 +1,110 @@
-"""Tables of texts (sentiment, translation): reading, cleaning, de-duplication and padded batches.
+"""Tables of texts (sentiment, translation): layouts, reading, cleaning and de-duplication.
 
-The NLP recipes share these stages so that every text table gets the same treatment: columns read
-with the configured encoding and named in errors, texts cleaned with `dlkit.text.clean_text`, empty
-and duplicate texts dropped and counted, and conflicting labels for the same text reported.
-Batches are padded to their longest member only (dynamic padding), and evaluation sets can be put
-in length order so that each batch holds texts of similar length (length bucketing).
+The NLP recipes share these stages so that every text table gets the same treatment:
+- layouts (`read_text_tables`): one table (with an optional `split` column), a folder of split tables
+  (train.tsv, dev.csv, test.jsonl...), or a folder of split folders (train/, valid/, test/) each
+  holding one table; split names through `dlkit.data.splits`, so every alias works everywhere;
+- columns read with the configured encoding and named in errors; texts cleaned with `clean_text`
+  (Unicode NFKC, HTML removed, whitespace collapsed);
+- empty and duplicate texts dropped and counted, and conflicting labels for the same text reported.
+
+Tokenizers, dynamic padding and length ordering are Hugging Face glue: see `dlkit.hf`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+import re
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from dlkit.data.tables import read_table, require_columns
+from dlkit.data.splits import ALIAS_TEXT, parse_split_column, split_dirs, split_files
+from dlkit.data.tables import FORMATS, read_table, require_columns
 from dlkit.errors import UserError
-from dlkit.text import clean_text
+
+SPLIT_COLUMN = "split"
+_TAG = re.compile(r"<[^>]{0,200}>")
+_SPACE = re.compile(r"\s+")
 
 
+def clean_text(text: str) -> str:
+    """Unicode NFKC, HTML tags and entities removed, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", str(text))
+    text = html.unescape(_TAG.sub(" ", text))
+    return _SPACE.sub(" ", text).strip()
+
+
+# --- layouts -------------------------------------------------------------------------------------
+def _tables_in(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in FORMATS and not p.name.startswith(".")
+    )
+
+
+def find_tables(path: Path, what: str) -> list[tuple[str | None, Path]]:
+    """(split or None, table file) for a data path; `what` ("text,label") goes in the hints.
+
+    A table file; a folder of split folders (train/, val|valid|validation|dev/, test/) each holding one
+    table; a folder of split tables (train.csv, dev.tsv, test.jsonl...); or a folder holding one table.
+    """
+    if path.is_file():
+        return [(None, path)]
+    dirs, files = split_dirs(path), split_files(path, tuple(FORMATS))
+    if dirs and files:
+        raise UserError(
+            f"'{path}' holds both split folders ({', '.join(p.name + '/' for p in dirs.values())}) and "
+            f"split tables ({', '.join(p.name for p in files.values())})",
+            "keep one layout: split tables, or split folders each holding one table",
+        )
+    if dirs:
+        found = []
+        for split, folder in dirs.items():
+            tables = _tables_in(folder)
+            if len(tables) != 1:
+                names = ", ".join(p.name for p in tables) or "none"
+                raise UserError(
+                    f"split folder '{folder}' should hold one table of {what} (found: {names})",
+                    "put one CSV, TSV, JSONL or Parquet file in each of train/, val/ and test/",
+                )
+            found.append((split, tables[0]))
+        return found
+    if files:
+        return list(files.items())
+    tables = _tables_in(path)
+    if len(tables) == 1:
+        return [(None, tables[0])]
+    names = ", ".join(p.name for p in tables) or "none"
+    raise UserError(
+        f"data folder '{path}' should hold one table, split tables (train, val, test) or split folders "
+        f"(found: {names})",
+        f"pass --data PATH to a CSV, TSV or JSONL file with {what} columns; split names: {ALIAS_TEXT}",
+    )
+
+
+def read_text_tables(
+    path: Path, columns: list[str], encoding: str, what: str
+) -> list[tuple[Path, pd.DataFrame]]:
+    """Every table of a data path (see `find_tables`) as (file, rows), the rows holding `columns` as
+    strings and each row's split in `_split`: the table's split, else its `split` column (any alias),
+    else None (to be assigned)."""
+    out = []
+    for split, file in find_tables(path, what):
+        frame = read_text_table(file, columns, encoding)
+        if split is not None:
+            frame["_split"] = split
+        elif SPLIT_COLUMN in frame.columns and SPLIT_COLUMN not in columns:
+            frame["_split"] = parse_split_column(frame[SPLIT_COLUMN], str(file))
+        else:
+            frame["_split"] = None
+        out.append((file, frame))
+    return out
+
+
+# --- reading and cleaning ------------------------------------------------------------------------
 def read_text_table(path: Path, columns: list[str], encoding: str = "utf-8") -> pd.DataFrame:
     """The table's rows with `columns` as strings (missing cells become ""); other columns are kept.
 
@@ -107,40 +192,3 @@ def _majority_label(frame: pd.DataFrame, key: list[str], label: str) -> pd.DataF
     counts = frame.groupby(key + [label], sort=False).size().reset_index(name="_n")
     best = counts.loc[counts.groupby(key, sort=False)["_n"].idxmax(), key + [label]]
     return frame.drop(columns=[label]).merge(best, on=key, how="left")[frame.columns]
-
-
-def length_order(lengths: Sequence[int]) -> list[int]:
-    """Indices sorted by length (stable): batches drawn in this order hold similar lengths, so
-    dynamic padding wastes little. For evaluation and prediction, where order does not matter."""
-    return sorted(range(len(lengths)), key=lambda i: lengths[i])
-
-
-def pad_collate(items: list[dict], pad_values: dict[str, int], masks: dict[str, str] | None = None) -> dict:
-    """Batch dataset items holding token-id lists, padding each list key to the batch's longest.
-
-    `pad_values` names the keys to pad and the value to pad with (the tokenizer's pad id, or -100
-    for labels the loss should ignore); `masks` maps a padded key to the name of the 0/1 mask
-    built for it, e.g. {"input_ids": "attention_mask"}. Other tensor values are stacked, numbers
-    become tensors, and everything else (ids, texts) stays a list.
-    """
-    masks = {"input_ids": "attention_mask"} if masks is None else masks
-    batch: dict = {}
-    for key in items[0]:
-        values = [item[key] for item in items]
-        if key in pad_values:
-            longest = max(len(v) for v in values)
-            padded = torch.full((len(values), longest), pad_values[key], dtype=torch.long)
-            mask = torch.zeros((len(values), longest), dtype=torch.long)
-            for row, seq in enumerate(values):
-                padded[row, : len(seq)] = torch.as_tensor(seq, dtype=torch.long)
-                mask[row, : len(seq)] = 1
-            batch[key] = padded
-            if key in masks:
-                batch[masks[key]] = mask
-        elif isinstance(values[0], torch.Tensor):
-            batch[key] = torch.stack(values)
-        elif isinstance(values[0], (int, float)) and not isinstance(values[0], bool):
-            batch[key] = torch.tensor(values)
-        else:
-            batch[key] = values
-    return batch

@@ -61,8 +61,9 @@ def train_and_evaluate(
         resume=resume,
         on_epoch_end=on_epoch_end,
     )
+    main = distributed.is_main()  # asked before teardown: afterwards every process looks like rank 0
     distributed.teardown()
-    if not distributed.is_main():  # rank 0 finishes alone
+    if not main:  # rank 0 finishes alone
         return result, None
     _finish_training(run, recipe, data)
     return result, evaluate_loaded(run, recipe, data, split="test")
