@@ -80,6 +80,9 @@ def predict_chunks(
     model.eval()
     ids: list = []
     outputs: dict[str, list] = {}
+    tensors: set[str] = (
+        set()
+    )  # keys returned as one tensor per batch (joined); lists are extended as they are
     done = 0
     for batch in loader:
         ids.extend(batch.pop("id"))
@@ -87,19 +90,20 @@ def predict_chunks(
             out = predict_step(model, move(batch, device, channels_last))
         for k, v in out.items():
             if isinstance(v, torch.Tensor):
+                tensors.add(k)
                 outputs.setdefault(k, []).append(v.float().cpu())
             else:
                 outputs.setdefault(k, []).extend(v)
         done += 1
         if done % chunk_batches == 0:
-            yield ids, _join(outputs)
+            yield ids, _join(outputs, tensors)
             ids, outputs = [], {}
     if ids:
-        yield ids, _join(outputs)
+        yield ids, _join(outputs, tensors)
 
 
-def _join(outputs: dict[str, list]) -> dict:
-    return {k: torch.cat(v) if v and isinstance(v[0], torch.Tensor) else v for k, v in outputs.items()}
+def _join(outputs: dict[str, list], tensors: set[str]) -> dict:
+    return {k: torch.cat(v) if k in tensors else v for k, v in outputs.items()}
 
 
 def predict(model, predict_step: Step, loader: DataLoader, device: torch.device, **kw) -> tuple[list, dict]:

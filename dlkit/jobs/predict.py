@@ -147,6 +147,8 @@ def predict(
     finally:
         if writer is not None:
             writer.close(ok)
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()  # the recipe had nothing to write for these inputs
     if output is not None:
         console.info(f"wrote {count} predictions to {output}")
     if folder is not None and folder.exists():

@@ -1,0 +1,302 @@
+"""The medical-imaging recipe: the contract's hooks, each handing the domain work to its module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from dlkit_recipes.medical_imaging import checks, readers
+from dlkit_recipes.medical_imaging.baselines import predictors
+from dlkit_recipes.medical_imaging.data import InputSet, check_fit, load
+from dlkit_recipes.medical_imaging.metrics import class_scores, classification_metrics, segmentation_metrics
+from dlkit_recipes.medical_imaging.models import SmallCNN, UNet, soft_dice_loss
+from dlkit_recipes.medical_imaging.outputs import class_record, mask_record, write_masks
+from dlkit_recipes.medical_imaging.scans import is_scan_file, scan_kind
+from torch.utils.data import Dataset
+
+from dlkit.config import opt
+from dlkit.data.inputs import expand_inputs
+from dlkit.errors import UserError
+from dlkit.recipe import Finding, Recipe, RecipeData
+
+SCANS = "scans (NIfTI, DICOM files or series folders, PNG/JPEG)"
+
+
+class MedicalImaging(Recipe):
+    name = "medical-imaging"
+    task = "medical image segmentation / classification"
+    description = (
+        "DICOM/NIfTI/PNG scans: U-Net segmentation or CNN/timm classification, 2D or 3D, split by patient."
+    )
+    default_model = "unet"
+    sample_data = "sample_data/medical_imaging"
+
+    @classmethod
+    def config(cls) -> dict:
+        return {
+            "task": opt(
+                "segmentation",
+                "what to learn: masks per voxel, or one label per scan",
+                ["segmentation", "classification"],
+            ),
+            "mode": opt(
+                "auto",
+                "2d works on images and axial slices, 3d on whole volumes; auto = 3d when the "
+                "training scans are volumes, else 2d",
+                ["auto", "2d", "3d"],
+            ),
+            "data": {
+                "batch_size": 2,
+                "table": opt(
+                    "labels.csv",
+                    "CSV in a data folder (or in each split folder train/ val/ test/): path and label "
+                    "(or mask), optional patient_id and split; paths relative to it",
+                ),
+                "images_dir": opt(
+                    "images", "segmentation without a CSV: folder of scans (files or DICOM series)"
+                ),
+                "masks_dir": opt("masks", "segmentation without a CSV: folder of masks named like the scans"),
+                "size": opt(
+                    [],
+                    "model grid: [rows, cols] in 2d or [x, y, z] in 3d; [] = median training shape, "
+                    "scaled down to at most 128 (2d) / 64 (3d) per side",
+                    type=list,
+                ),
+                "spacing": opt(
+                    [],
+                    "resample to this voxel spacing (mm) and centre pad/crop to data.size; "
+                    "[] = resize to data.size",
+                    type=list,
+                ),
+                "window": opt(
+                    "auto",
+                    "CT window in HU (clip, then scale to 0-1); auto = soft_tissue when the scans are in "
+                    "Hounsfield units (air near -1000), else none; custom uses window_level/width",
+                    ["auto", "none", "lung", "soft_tissue", "brain", "bone", "custom"],
+                ),
+                "window_level": opt(40.0, "custom window centre in HU"),
+                "window_width": opt(400.0, "custom window width in HU"),
+                "percentiles": opt(
+                    [0.5, 99.5],
+                    "without a window: clip each scan to these intensity percentiles ([] = off)",
+                    type=list,
+                ),
+                "zscore": opt(True, "scale each scan to mean 0, std 1 (after the window or clipping)"),
+                "augment": opt(True, "random in-plane flips and intensity jitter on training examples"),
+                "class_names": opt(
+                    [],
+                    "segmentation: names of mask labels 0, 1, ... ([] = background, foreground or class_N)",
+                    type=list,
+                ),
+                "positive_label": opt(
+                    "",
+                    "classification: the label that counts as positive for AUROC, sensitivity and "
+                    "specificity ('' = last in sorted order)",
+                ),
+            },
+            "model": {
+                "name": opt(
+                    "auto",
+                    "auto = unet for segmentation, cnn for classification; cnn = small 2D/3D CNN; any timm "
+                    "model name for 2D classification",
+                ),
+                "channels": opt(16, "width of the first level of the U-Net or CNN (doubles per level)"),
+                "depth": opt(3, "levels of the U-Net or CNN"),
+            },
+            "loss": {
+                "name": opt(
+                    "cross_entropy",
+                    "cross_entropy (plus soft Dice for segmentation, see dice_weight); classification also "
+                    "takes focal",
+                    ["cross_entropy", "focal"],
+                ),
+                "dice_weight": opt(1.0, "segmentation: weight of soft Dice added to cross-entropy"),
+            },
+            "train": {"epochs": 20, "lr": 3e-3, "patience": 0},  # short runs; the best checkpoint is kept
+            "predict": {
+                "chunk_size": 16,  # scans are large: write out and free a few at a time
+                "overlays": opt(True, "segmentation: also write a PNG of each scan with its predicted mask"),
+                "threshold": opt(
+                    0.0,
+                    "classification with two labels: probability of the positive label from which a scan "
+                    "is called positive; 0 = the one chosen on validation (best sensitivity + specificity)",
+                ),
+            },
+        }
+
+    @classmethod
+    def resolve_config(cls, cfg: dict) -> dict:
+        if cfg["model"]["name"] == "auto":
+            cfg["model"]["name"] = "unet" if cfg["task"] == "segmentation" else "cnn"
+        return cfg
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.segmentation = cfg["task"] == "segmentation"
+        self.monitor = "dice" if self.segmentation else "auroc"
+
+    def setup(self, state: dict, fresh: bool) -> None:
+        from dlkit.modeling import make_loss
+
+        allowed = ("cross_entropy",) if self.segmentation else ("cross_entropy", "focal")
+        self.loss = make_loss(self.cfg["loss"], allowed)
+        binary = not self.segmentation and len(state["classes"]) == 2
+        self.positive = state["positive"] if binary else None
+
+    # --- data and model ------------------------------------------------------------------------
+    def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
+        return load(path, self.cfg, state, evaluate_all)
+
+    def build_model(self, state: dict) -> torch.nn.Module:
+        m = self.cfg["model"]
+        name = m["name"] if m["name"] != "auto" else ("unet" if self.segmentation else "cnn")
+        dims = 2 if state["mode"] == "2d" else 3
+        common = {
+            "channels": m["channels"],
+            "depth": m["depth"],
+            "act": m["activation"],
+            "dropout": m["dropout"],
+        }
+        if self.segmentation:
+            if name != "unet":
+                raise UserError(f"model.name '{name}' cannot segment", "use model.name=unet (or auto)")
+            return UNet(dims, state["channels"], len(state["classes"]), **common)
+        if name == "cnn":
+            return SmallCNN(dims, state["channels"], len(state["classes"]), **common)
+        if dims == 3:
+            raise UserError(
+                f"model.name '{name}' is not a 3D model", "use model.name=cnn (or auto) in 3d mode"
+            )
+        from dlkit.modeling import timm_classifier
+
+        return timm_classifier(
+            name, len(state["classes"]), in_chans=state["channels"], drop_rate=m["dropout"]
+        )
+
+    def step(self, model: torch.nn.Module, batch: dict, stage: str) -> dict:
+        logits = model(batch["image"])
+        if self.segmentation:
+            target = batch["mask"]
+            loss = self.loss(logits, target)
+            weight = self.cfg["loss"]["dice_weight"]
+            if weight > 0:
+                loss = loss + weight * soft_dice_loss(logits, target)
+            return {"loss": loss, "preds": logits.argmax(1), "target": target}
+        out = class_scores(logits.float().softmax(-1), batch["label"], self.positive)
+        return {"loss": self.loss(logits, batch["label"]), **out}
+
+    def _threshold(self, state: dict) -> float:
+        """The decision threshold: predict.threshold when set, else the one chosen on validation."""
+        return self.cfg["predict"]["threshold"] or state.get("threshold", 0.5)
+
+    def metrics(self, state: dict) -> dict:
+        if self.segmentation:
+            return segmentation_metrics(state["classes"])
+        return classification_metrics(len(state["classes"]), self._threshold(state))
+
+    def baselines(self, data: RecipeData) -> dict:
+        return predictors(data.state)
+
+    def eval_details(self, data: RecipeData, metrics: dict, baselines: dict[str, dict]) -> dict:
+        state = data.state
+        details = {"counts": state.get("counts"), "patients": state.get("patients")}
+        if self.segmentation:
+            scored = {"model": metrics, **baselines}
+            names = state["classes"][1:]
+            for key in ("dice", "iou"):  # None: a class no test image (nor prediction) holds
+                details[f"{key}_per_class"] = {
+                    who: _named(names, ms[key].by_class()) for who, ms in scored.items()
+                }
+            details["intensity_threshold"] = state["baselines"]["intensity_threshold"]["intervals"]
+            return details
+        prior = state["baselines"]["prior"]
+        details["majority_label"] = state["classes"][max(range(len(prior)), key=prior.__getitem__)]
+        if len(state["classes"]) == 2:
+            details["positive_label"] = state["classes"][state["positive"]]
+            details["threshold"] = self._threshold(state)
+        return details
+
+    def calibrate(self, ids: list, outputs: dict, data: RecipeData) -> dict:
+        """Two labels: the decision threshold on the positive label's probability, from validation.
+
+        `predict.threshold` 0 picks the one with the best sensitivity + specificity (Youden's J); the
+        midpoint of the tied best ones keeps it away from any single validation scan.
+        """
+        state = data.state
+        if self.segmentation or len(state["classes"]) != 2:
+            return {}
+        fixed = self.cfg["predict"]["threshold"]
+        target = torch.tensor(data.val.targets) == state["positive"]
+        if fixed > 0 or target.all() or not target.any():
+            return {"threshold": fixed or 0.5}
+        scores = outputs["probs"][:, state["positive"]]
+        levels = torch.unique(scores)
+        cuts = torch.cat([levels[:1] / 2, (levels[1:] + levels[:-1]) / 2, (levels[-1:] + 1) / 2])
+        called = scores[None, :] >= cuts[:, None]
+        youden = (called & target).sum(1) / target.sum() + (~called & ~target).sum(1) / (~target).sum() - 1
+        best = cuts[youden >= youden.max() - 1e-9]
+        return {"threshold": round(float(best[len(best) // 2]), 6)}
+
+    # --- predict -----------------------------------------------------------------------------------
+    def collate(self, items: list[dict]) -> dict:
+        """Stack tensors of one shape (else a list: scans of different depths); ids and geometry as lists."""
+        out: dict = {}
+        for key in items[0]:
+            values = [it[key] for it in items]
+            if isinstance(values[0], torch.Tensor):
+                same = all(v.shape == values[0].shape for v in values)
+                out[key] = torch.stack(values) if same else values
+            elif isinstance(values[0], int):
+                out[key] = torch.tensor(values)
+            else:
+                out[key] = values
+        return out
+
+    def read_inputs(self, inputs: list[str], state: dict) -> Dataset:
+        paths = expand_inputs(inputs, is_scan_file, SCANS, in_folder=readers.find_scans)
+        for path in paths:  # headers only: a bad input stops predict before any model runs
+            info = readers.probe(path)
+            check_fit(path, info, state["mode"], state["task"])
+            if scan_kind(path) != "image" and info.channels != state["channels"]:
+                raise UserError(
+                    f"'{path}' has {info.channels} channel(s), the model takes {state['channels']}",
+                    "give scans with the channels the model was trained on",
+                )
+        return InputSet(paths, state)
+
+    def predict_step(self, model: torch.nn.Module, batch: dict) -> dict:
+        if not self.segmentation:
+            return {"probs": model(batch["image"]).float().softmax(-1)}
+        if "geometry" not in batch:  # held-out examples already on the grid
+            return {"labels": model(batch["image"]).argmax(1).to(torch.uint8)}
+        size = self.cfg["data"]["batch_size"]
+        labels = []
+        for grids, geometry in zip(batch["image"], batch["geometry"], strict=True):
+            on_grid = torch.cat([model(grids[k : k + size]).argmax(1) for k in range(0, len(grids), size)])
+            labels.append(geometry.to_source(on_grid).to(torch.uint8).cpu().numpy())
+        # numpy, not tensors: the core joins lists of tensors into one, and scans differ in shape
+        return {"labels": labels, "geometry": batch["geometry"]}
+
+    def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:
+        if not self.segmentation:
+            threshold = self.cfg["predict"]["threshold"]
+            return [
+                class_record(path, probs, state, threshold)
+                for path, probs in zip(ids, outputs["probs"].tolist(), strict=True)
+            ]
+        return [
+            mask_record(path, labels, geometry.scan, state["classes"])
+            for path, labels, geometry in zip(ids, outputs["labels"], outputs["geometry"], strict=True)
+        ]
+
+    def write_outputs(self, records: list[dict], outputs: dict, state: dict, out_dir: Path) -> None:
+        if self.segmentation:
+            write_masks(records, outputs, state, out_dir, self.cfg["predict"]["overlays"])
+
+    # --- check -------------------------------------------------------------------------------------
+    def check(self, path: Path) -> list[Finding]:
+        return checks.findings(path, self.cfg, super().check)
+
+
+def _named(names: list[str], values: torch.Tensor) -> dict:
+    return {n: None if v != v else round(v, 6) for n, v in zip(names, values.tolist(), strict=True)}
