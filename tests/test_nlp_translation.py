@@ -231,6 +231,54 @@ def test_step_decodes_by_stage_not_by_model_identity(trained):
     assert model.beams == [1, 4, 1]  # generate.val_beams, generate.num_beams, the same model object
 
 
+@pytest.mark.slow
+def test_validation_under_ddp_is_greedy_and_sees_every_validation_pair(small_pairs, tmp_path):
+    """torchrun, two CPU processes: the model is DDP-wrapped in training and plain in validation. Each
+    epoch's val BLEU/chrF must be the greedy score of all 20 validation pairs (an even count, so no
+    process pads its shard), not the beam search's."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from dlkit_recipes.nlp_translation import NlpTranslation
+
+    from dlkit.engine.inference import evaluate
+    from dlkit.engine.loaders import make_loader
+    from dlkit.jobs.common import build_config, load_best
+    from dlkit.run import Run
+
+    run_dir = tmp_path / "run"
+    small = ["model.hidden=32", "model.ffn=64", "model.vocab_size=400", "data.batch_size=8"]
+    with socket.socket() as probe:  # a free port: other tests may run torchrun at the same time
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}", "-m"]
+    cmd += ["dlkit", "train", "nlp-translation", "--data", str(small_pairs), "--out", str(run_dir), "--json"]
+    cmd += ["train.epochs=1", "train.lr=3e-3", "data.max_val_pairs=20", "generate.num_beams=4", *small]
+    done = subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, "CI": "1"}, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    logged = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])
+
+    run = Run.open(run_dir)
+    recipe = NlpTranslation(build_config(NlpTranslation, None, [], base=run.config()))
+    data = recipe.load_data(small_pairs, run.state())
+    recipe.setup(data.state, fresh=False)
+    model, device = load_best(run, recipe, data.state)  # the one epoch's weights
+    loader = make_loader(data.val, recipe.cfg, shuffle=False, collate=recipe.collate)
+    assert len(data.val) == 20
+    greedy, beam = (
+        evaluate(model, recipe.step, loader, recipe.metrics(data.state), device, stage=s)
+        for s in ("val", "test")
+    )
+    assert logged["val_bleu"] == pytest.approx(greedy["bleu"]) and logged["val_chrf"] == pytest.approx(
+        greedy["chrf"]
+    )
+    assert greedy["chrf"] != pytest.approx(beam["chrf"])  # else this test could not tell them apart
+
+
 # --- a local checkpoint -----------------------------------------------------------------------
 def test_tiny_local_checkpoint_fine_tunes_through_the_same_command(cli, tmp_path, small_pairs):
     import shutil

@@ -140,25 +140,3 @@ def _check_eval(result: dict, monitor: str) -> None:
     best = max(scores.values()) if result["monitor_mode"] == "max" else min(scores.values())
     assert scores[result["strongest_baseline"]] == best
     assert isinstance(result["beats_baseline"], bool)
-
-
-def test_predict_side_files_never_land_in_the_working_directory(cli, tmp_path, monkeypatch):
-    """Without --output, side files go to RUN/predictions/<stamp>/, one new folder per call."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    run = tmp_path / "run"
-    res = cli("train", "medical-imaging", "--out", run, "--json", *FAST["medical-imaging"])
-    assert res.code == 0, res.err
-    from dlkit.registry import get_recipe
-
-    inputs = [str(ROOT / p) for p in get_recipe("medical-imaging").sample_inputs]
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    first = json.loads(cli("predict", run, *inputs, "--json").out)
-    second = json.loads(cli("predict", run, *inputs, "--json").out)
-    assert first["outputs_dir"] != second["outputs_dir"]
-    for summary in (first, second):
-        folder = Path(summary["outputs_dir"])
-        assert folder.parent == run / "predictions" and any(folder.iterdir())
-        assert len(summary["predictions"]) == summary["count"] > 0
-    assert list(work.iterdir()) == []

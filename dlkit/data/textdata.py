@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlkit.data.splits import ALIAS_TEXT, parse_split_column, split_dirs, split_files
+from dlkit.data.splits import ALIAS_TEXT, SPLITS, parse_split_column, split_dirs, split_files
 from dlkit.data.tables import FORMATS, read_table, require_columns
 from dlkit.errors import UserError
 
@@ -50,6 +50,7 @@ def find_tables(path: Path, what: str) -> list[tuple[str | None, Path]]:
 
     A table file; a folder of split folders (train/, val|valid|validation|dev/, test/) each holding one
     table; a folder of split tables (train.csv, dev.tsv, test.jsonl...); or a folder holding one table.
+    Split tables come in train, val, test order (so de-duplication keeps a text in train).
     """
     if path.is_file():
         return [(None, path)]
@@ -71,9 +72,9 @@ def find_tables(path: Path, what: str) -> list[tuple[str | None, Path]]:
                     "put one CSV, TSV, JSONL or Parquet file in each of train/, val/ and test/",
                 )
             found.append((split, tables[0]))
-        return found
+        return sorted(found, key=lambda item: SPLITS.index(item[0]))
     if files:
-        return list(files.items())
+        return sorted(files.items(), key=lambda item: SPLITS.index(item[0]))
     tables = _tables_in(path)
     if len(tables) == 1:
         return [(None, tables[0])]

@@ -30,6 +30,10 @@ class MedicalImaging(Recipe):
     )
     default_model = "unet"
     sample_data = "sample_data/medical_imaging"
+    sample_inputs = (
+        "sample_data/medical_imaging/images/case_001.nii.gz",
+        "sample_data/medical_imaging/images/case_002.nii.gz",
+    )
 
     @classmethod
     def config(cls) -> dict:
