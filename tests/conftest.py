@@ -57,20 +57,11 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def _load_generator():
-    spec = importlib.util.spec_from_file_location(
-        "make_vc", ROOT / "sample_data" / "make_vision_classification.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def tiny_images(tmp_path_factory) -> Path:
     """train/val/test class folders, 6 classes x 12 images, made by the sample-data generator."""
     out = tmp_path_factory.mktemp("tiny_images")
-    _load_generator().generate(out, seed=1, per_class=12)
+    load_sample_generator("vision_classification").generate(out, seed=1, per_class=12)
     return out
 
 

@@ -63,6 +63,11 @@ def evaluate(
     return values
 
 
+def chunk_batches(cfg: dict) -> int:
+    """Batches per predict chunk: `predict.chunk_size` examples, in whole batches (at least one)."""
+    return max(1, cfg["predict"]["chunk_size"] // cfg["data"]["batch_size"])
+
+
 @torch.inference_mode()
 def predict_chunks(
     model: torch.nn.Module,
@@ -71,9 +76,9 @@ def predict_chunks(
     device: torch.device,
     dtype: torch.dtype | None = None,
     channels_last: bool = False,
-    chunk_batches: int = 16,
+    batches_per_chunk: int = 16,
 ) -> Iterator[tuple[list, dict]]:
-    """Run `predict_step` over a loader and yield (ids, outputs) every `chunk_batches` batches.
+    """Run `predict_step` over a loader and yield (ids, outputs) every `batches_per_chunk` batches.
 
     Tensor outputs are joined on the CPU as float32; list outputs (strings, box sets) are extended.
     """
@@ -95,7 +100,7 @@ def predict_chunks(
             else:
                 outputs.setdefault(k, []).extend(v)
         done += 1
-        if done % chunk_batches == 0:
+        if done % batches_per_chunk == 0:
             yield ids, _join(outputs, tensors)
             ids, outputs = [], {}
     if ids:

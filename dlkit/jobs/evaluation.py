@@ -41,13 +41,19 @@ def judge(
     return bool(better and recipe.confirm_win(details, strongest)), strongest
 
 
-def evaluate_loaded(run: Run, recipe: Recipe, data: RecipeData, split: str, write: bool = True) -> dict:
-    from dlkit.engine.device import amp_dtype
+def evaluate_loaded(
+    run: Run, recipe: Recipe, data: RecipeData, split: str, write: bool = True, model=None
+) -> dict:
+    """The test evaluation of `model` (else the run's best weights), its baselines and the verdict."""
+    from dlkit.engine.device import amp_dtype, pick_device
     from dlkit.engine.inference import evaluate
     from dlkit.engine.loaders import make_loader
 
     cfg = recipe.cfg
-    model, device = load_best(run, recipe, data.state)
+    if model is None:
+        model, device = load_best(run, recipe, data.state)
+    else:
+        device = pick_device(cfg["device"])
     loader = make_loader(data.test, cfg, shuffle=False, collate=recipe.collate)
     model_metrics = recipe.metrics(data.state)
     dtype = amp_dtype(cfg["train"]["amp"], device)

@@ -105,7 +105,7 @@ def predict(
     """Predict in chunks of `predict.chunk_size` examples. Records go to `output` (streamed), else to
     `on_records` per chunk, else into the result's `predictions`. Returns a summary."""
     from dlkit.engine.device import amp_dtype
-    from dlkit.engine.inference import predict_chunks
+    from dlkit.engine.inference import chunk_batches, predict_chunks
     from dlkit.engine.loaders import make_loader
 
     run, recipe = open_run(run_path, list(overrides or []))
@@ -121,7 +121,6 @@ def predict(
     kept: list[dict] = []
     count, ok = 0, False
     loader = make_loader(dataset, cfg, shuffle=False, collate=recipe.collate)
-    chunk_batches = max(1, cfg["predict"]["chunk_size"] // cfg["data"]["batch_size"])
     try:
         for ids, outputs in predict_chunks(
             model,
@@ -130,7 +129,7 @@ def predict(
             device,
             amp_dtype(cfg["train"]["amp"], device),
             cfg["train"]["channels_last"],
-            chunk_batches,
+            chunk_batches(cfg),
         ):
             records = recipe.to_records(ids, outputs, state)
             if folder is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dlkit import console
 from dlkit.errors import UserError
-from dlkit.jobs.common import build_config, load_best, prepare_model, resolve_data_path
+from dlkit.jobs.common import build_config, prepare_model, resolve_data_path
 from dlkit.jobs.evaluation import evaluate_loaded
 from dlkit.recipe import Recipe, RecipeData
 from dlkit.registry import get_recipe
@@ -40,7 +40,7 @@ def train_and_evaluate(
 
     The train command and anything that re-trains (a backtest fold, a tuning trial) share this.
     """
-    from dlkit.engine import distributed
+    from dlkit.engine import checkpoint, distributed
     from dlkit.engine.loop import fit
 
     run = Run(run_dir)
@@ -65,17 +65,18 @@ def train_and_evaluate(
     distributed.teardown()
     if not main:  # rank 0 finishes alone
         return result, None
-    _finish_training(run, recipe, data)
-    return result, evaluate_loaded(run, recipe, data, split="test")
+    checkpoint.load_weights(run.checkpoint("best"), model)  # the same module: no rebuild, no reload
+    _finish_training(run, recipe, data, model)
+    return result, evaluate_loaded(run, recipe, data, split="test", model=model)
 
 
-def _finish_training(run: Run, recipe: Recipe, data: RecipeData) -> None:
+def _finish_training(run: Run, recipe: Recipe, data: RecipeData, model) -> None:
     """With the best weights: fit post-training parameters on validation, save the native format."""
-    from dlkit.engine.device import amp_dtype
+    from dlkit.engine.device import amp_dtype, pick_device
     from dlkit.engine.inference import predict
     from dlkit.engine.loaders import make_loader
 
-    model, device = load_best(run, recipe, data.state)
+    device = pick_device(recipe.cfg["device"])
     if type(recipe).calibrate is not Recipe.calibrate:
         loader = make_loader(data.val, recipe.cfg, shuffle=False, collate=recipe.collate)
         dtype = amp_dtype(recipe.cfg["train"]["amp"], device)
@@ -93,6 +94,7 @@ def _finish_training(run: Run, recipe: Recipe, data: RecipeData) -> None:
             run.write_state(data.state)
     if type(recipe).save_native is not Recipe.save_native:
         recipe.save_native(model.cpu(), data.state, run.path / "model")
+        model.to(device)
 
 
 def train(

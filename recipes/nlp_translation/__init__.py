@@ -1,0 +1,26 @@
+"""nlp-translation: source/target sentence pairs -> a sequence-to-sequence model, scored with sacreBLEU.
+
+The default works fully offline: a byte-level BPE tokenizer is trained on both sides of the training
+split and a small BART (encoder-decoder) is trained from scratch. Any `AutoModelForSeq2SeqLM`
+checkpoint (Marian, T5, BART, mBART...) given by hub name or local directory fine-tunes through the
+same path with its own tokenizer. Training uses teacher forcing: the labels (padding as -100) go to
+the model, which shifts them right into decoder inputs.
+
+Data: one table (TSV/CSV/JSONL/Parquet, optional `split` column), split tables (train.tsv, dev.tsv,
+test.tsv...) or split folders (train/, valid/, test/ each holding a table); a missing val or test split
+is carved out of train at random. Pairs are cleaned (empty sides, duplicates, over-long, misaligned).
+
+Validation (stage "val") decodes greedily by default (`generate.val_beams`), because the monitored
+BLEU only has to rank epochs; the final evaluation (stage "test") and `predict` use the full beam
+search. The model is scored beside copying the source and a word-by-word translation with a lexicon
+learned from the training pairs (IBM Model 1). The run is self-contained: tokenizer files, the model
+config and the lexicon live in the run's state, so evaluate and predict never need the training data
+or the original checkpoint folder.
+
+Files: recipe.py (the hooks), data.py (cleaning, tables, splits, datasets, predict inputs), model.py
+(tokenizer, configs, building, decoding), metrics.py (sacreBLEU as torchmetrics), baselines.py.
+"""
+
+from dlkit_recipes.nlp_translation.recipe import NlpTranslation
+
+__all__ = ["NlpTranslation"]
