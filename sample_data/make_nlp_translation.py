@@ -31,58 +31,103 @@ VOWELS = tuple("aeiouhéè")
 
 # english, french singular, french plural, gender
 NOUNS = [
-    ("cat", "chat", "chats", "m"), ("dog", "chien", "chiens", "m"), ("bird", "oiseau", "oiseaux", "m"),
-    ("horse", "cheval", "chevaux", "m"), ("mouse", "souris", "souris", "f"),
-    ("girl", "fille", "filles", "f"), ("boy", "garçon", "garçons", "m"), ("woman", "femme", "femmes", "f"),
-    ("man", "homme", "hommes", "m"), ("child", "enfant", "enfants", "m"), ("friend", "ami", "amis", "m"),
-    ("teacher", "professeur", "professeurs", "m"), ("car", "voiture", "voitures", "f"),
-    ("house", "maison", "maisons", "f"), ("book", "livre", "livres", "m"), ("apple", "pomme", "pommes", "f"),
-    ("table", "table", "tables", "f"), ("door", "porte", "portes", "f"), ("tree", "arbre", "arbres", "m"),
-    ("flower", "fleur", "fleurs", "f"), ("ball", "balle", "balles", "f"),
-    ("letter", "lettre", "lettres", "f"), ("cake", "gâteau", "gâteaux", "m"),
+    ("cat", "chat", "chats", "m"),
+    ("dog", "chien", "chiens", "m"),
+    ("bird", "oiseau", "oiseaux", "m"),
+    ("horse", "cheval", "chevaux", "m"),
+    ("mouse", "souris", "souris", "f"),
+    ("girl", "fille", "filles", "f"),
+    ("boy", "garçon", "garçons", "m"),
+    ("woman", "femme", "femmes", "f"),
+    ("man", "homme", "hommes", "m"),
+    ("child", "enfant", "enfants", "m"),
+    ("friend", "ami", "amis", "m"),
+    ("teacher", "professeur", "professeurs", "m"),
+    ("car", "voiture", "voitures", "f"),
+    ("house", "maison", "maisons", "f"),
+    ("book", "livre", "livres", "m"),
+    ("apple", "pomme", "pommes", "f"),
+    ("table", "table", "tables", "f"),
+    ("door", "porte", "portes", "f"),
+    ("tree", "arbre", "arbres", "m"),
+    ("flower", "fleur", "fleurs", "f"),
+    ("ball", "balle", "balles", "f"),
+    ("letter", "lettre", "lettres", "f"),
+    ("cake", "gâteau", "gâteaux", "m"),
     ("hat", "chapeau", "chapeaux", "m"),
 ]
-ANIMATE = {"cat", "dog", "bird", "horse", "mouse", "girl", "boy", "woman", "man", "child", "friend",
-           "teacher"}
+ANIMATE = {
+    "cat",
+    "dog",
+    "bird",
+    "horse",
+    "mouse",
+    "girl",
+    "boy",
+    "woman",
+    "man",
+    "child",
+    "friend",
+    "teacher",
+}
 ENGLISH_PLURAL = {"mouse": "mice", "woman": "women", "man": "men", "child": "children"}
 
 # english, (m sg, f sg, m pl, f pl): colours and states follow the noun ...
 POST_ADJECTIVES = [
-    ("red", ("rouge", "rouge", "rouges", "rouges")), ("black", ("noir", "noire", "noirs", "noires")),
-    ("green", ("vert", "verte", "verts", "vertes")), ("white", ("blanc", "blanche", "blancs", "blanches")),
+    ("red", ("rouge", "rouge", "rouges", "rouges")),
+    ("black", ("noir", "noire", "noirs", "noires")),
+    ("green", ("vert", "verte", "verts", "vertes")),
+    ("white", ("blanc", "blanche", "blancs", "blanches")),
     ("blue", ("bleu", "bleue", "bleus", "bleues")),
     ("happy", ("content", "contente", "contents", "contentes")),
     ("tired", ("fatigué", "fatiguée", "fatigués", "fatiguées")),
 ]
 # ... size and quality come before it
 PRE_ADJECTIVES = [
-    ("small", ("petit", "petite", "petits", "petites")), ("big", ("grand", "grande", "grands", "grandes")),
-    ("young", ("jeune", "jeune", "jeunes", "jeunes")), ("pretty", ("joli", "jolie", "jolis", "jolies")),
+    ("small", ("petit", "petite", "petits", "petites")),
+    ("big", ("grand", "grande", "grands", "grandes")),
+    ("young", ("jeune", "jeune", "jeunes", "jeunes")),
+    ("pretty", ("joli", "jolie", "jolis", "jolies")),
     ("good", ("bon", "bonne", "bons", "bonnes")),
 ]
-STATE_ADJECTIVES = POST_ADJECTIVES[5:] + PRE_ADJECTIVES[:2] + [
-    ("busy", ("occupé", "occupée", "occupés", "occupées")),
-    ("sad", ("triste", "triste", "tristes", "tristes")),
-]
+STATE_ADJECTIVES = (
+    POST_ADJECTIVES[5:]
+    + PRE_ADJECTIVES[:2]
+    + [
+        ("busy", ("occupé", "occupée", "occupés", "occupées")),
+        ("sad", ("triste", "triste", "tristes", "tristes")),
+    ]
+)
 
 # english 3sg, english base, french 3sg, french 3pl
 INTRANSITIVE = [
-    ("sleeps", "sleep", "dort", "dorment"), ("runs", "run", "court", "courent"),
-    ("sings", "sing", "chante", "chantent"), ("walks", "walk", "marche", "marchent"),
-    ("plays", "play", "joue", "jouent"), ("waits", "wait", "attend", "attendent"),
+    ("sleeps", "sleep", "dort", "dorment"),
+    ("runs", "run", "court", "courent"),
+    ("sings", "sing", "chante", "chantent"),
+    ("walks", "walk", "marche", "marchent"),
+    ("plays", "play", "joue", "jouent"),
+    ("waits", "wait", "attend", "attendent"),
 ]
 TRANSITIVE = [
-    ("sees", "see", "voit", "voient"), ("likes", "like", "aime", "aiment"),
-    ("eats", "eat", "mange", "mangent"), ("watches", "watch", "regarde", "regardent"),
+    ("sees", "see", "voit", "voient"),
+    ("likes", "like", "aime", "aiment"),
+    ("eats", "eat", "mange", "mangent"),
+    ("watches", "watch", "regarde", "regardent"),
     ("finds", "find", "trouve", "trouvent"),
-    ("carries", "carry", "porte", "portent"), ("wants", "want", "veut", "veulent"),
+    ("carries", "carry", "porte", "portent"),
+    ("wants", "want", "veut", "veulent"),
     ("hears", "hear", "entend", "entendent"),
 ]
 PLACES = [
-    ("in the garden", "dans le jardin"), ("in the house", "dans la maison"),
-    ("near the river", "près de la rivière"), ("under the table", "sous la table"),
-    ("in the park", "dans le parc"), ("at school", "à l'école"), ("today", "aujourd'hui"),
-    ("at night", "la nuit"), ("every morning", "chaque matin"),
+    ("in the garden", "dans le jardin"),
+    ("in the house", "dans la maison"),
+    ("near the river", "près de la rivière"),
+    ("under the table", "sous la table"),
+    ("in the park", "dans le parc"),
+    ("at school", "à l'école"),
+    ("today", "aujourd'hui"),
+    ("at night", "la nuit"),
+    ("every morning", "chaque matin"),
 ]
 NUMBERS = [("two", "deux"), ("three", "trois"), ("four", "quatre")]
 
@@ -173,9 +218,9 @@ def dirty_rows(rng: random.Random, clean: list[tuple[str, str]]) -> list[tuple[s
     rows = [rng.choice(clean) for _ in range(15)]  # exact duplicates
     rows += [(clean[i][0], "") for i in range(4)] + [("", clean[i][1]) for i in range(4, 7)] + [("   ", "  ")]
     for i in range(7, 11):  # misaligned: a short source against several concatenated targets
-        rows.append((clean[i][0].split()[0] + ".", " ".join(t for _, t in clean[i:i + 6])))
+        rows.append((clean[i][0].split()[0] + ".", " ".join(t for _, t in clean[i : i + 6])))
     for i in range(11, 13):  # a whole paragraph on each side
-        rows.append((" ".join(s for s, _ in clean[i:i + 40]), " ".join(t for _, t in clean[i:i + 40])))
+        rows.append((" ".join(s for s, _ in clean[i : i + 40]), " ".join(t for _, t in clean[i : i + 40])))
     rows += [("OK.", "OK."), ("Paris!", "Paris!"), ("Taxi.", "Taxi.")]
     rows += [(f"<b>{s}</b>", f"<b>{t}</b>") for s, t in clean[13:15]]
     return rows

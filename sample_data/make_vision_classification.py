@@ -82,8 +82,13 @@ def rotate(points: list[Point], angle: float, centre: Point) -> list[Point]:
 
 def regular_polygon(n: int, radius: float) -> list[Point]:
     """Vertices of a regular ``n``-gon with circumradius ``radius``, centred on the origin."""
-    return [(radius * math.cos(2 * math.pi * k / n - math.pi / 2),
-             radius * math.sin(2 * math.pi * k / n - math.pi / 2)) for k in range(n)]
+    return [
+        (
+            radius * math.cos(2 * math.pi * k / n - math.pi / 2),
+            radius * math.sin(2 * math.pi * k / n - math.pi / 2),
+        )
+        for k in range(n)
+    ]
 
 
 def star_points(radius: float, inner_ratio: float = 0.45) -> list[Point]:
@@ -99,8 +104,20 @@ def star_points(radius: float, inner_ratio: float = 0.45) -> list[Point]:
 def cross_points(radius: float, arm_ratio: float = 0.34) -> list[Point]:
     """Vertices of a plus sign whose arms reach ``radius`` from the centre."""
     r, w = radius, radius * arm_ratio
-    return [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w),
-            (w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w)]
+    return [
+        (-w, -r),
+        (w, -r),
+        (w, -w),
+        (r, -w),
+        (r, w),
+        (w, w),
+        (w, r),
+        (-w, r),
+        (-w, w),
+        (-r, w),
+        (-r, -w),
+        (-w, -w),
+    ]
 
 
 def draw_shape(shape: str, centre: Point, radius: float, angle: float, size: int) -> Image.Image:
@@ -138,8 +155,9 @@ def make_image(shape: str, rng: np.random.Generator, size: int = IMAGE_SIZE) -> 
     angle = rng.uniform(0, 2 * math.pi)
 
     big = size * SUPERSAMPLE
-    mask = draw_shape(shape, (centre[0] * SUPERSAMPLE, centre[1] * SUPERSAMPLE),
-                      radius * SUPERSAMPLE, angle, big)
+    mask = draw_shape(
+        shape, (centre[0] * SUPERSAMPLE, centre[1] * SUPERSAMPLE), radius * SUPERSAMPLE, angle, big
+    )
     alpha = np.asarray(mask.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float64) / 255
     pixels = background * (1 - alpha[..., None]) + colour * alpha[..., None]
 
@@ -180,11 +198,16 @@ def generate(out: Path, seed: int, per_class: int) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"output folder (default: {DEFAULT_OUT})")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--per-class", type=int, default=160,
-                        help="images per class, split ~70/15/15 into train/val/test (default: 160)")
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=160,
+        help="images per class, split ~70/15/15 into train/val/test (default: 160)",
+    )
     args = parser.parse_args(argv)
     if args.per_class < 3:
         parser.error("--per-class must be at least 3")
@@ -195,8 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     written = generate(args.out, args.seed, args.per_class)
     counts = split_counts(args.per_class)
-    print(f"wrote {written} images to {args.out} "
-          f"({len(CLASSES)} classes x {counts['train']}/{counts['val']}/{counts['test']} train/val/test)")
+    print(
+        f"wrote {written} images to {args.out} "
+        f"({len(CLASSES)} classes x {counts['train']}/{counts['val']}/{counts['test']} train/val/test)"
+    )
 
 
 if __name__ == "__main__":

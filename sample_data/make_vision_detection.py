@@ -125,7 +125,9 @@ def make_scene(rng: np.random.Generator, objects: int) -> tuple[Image.Image, lis
         box = tight_box(alpha)
         if box is None or box[2] < 6 or box[3] < 6 or any(iou(box, b) > 0.1 for _, b in boxes):
             continue
-        local = pixels[int(box[1]):int(box[1] + box[3]), int(box[0]):int(box[0] + box[2])].mean(axis=(0, 1))
+        local = pixels[int(box[1]) : int(box[1] + box[3]), int(box[0]) : int(box[0] + box[2])].mean(
+            axis=(0, 1)
+        )
         colour = contrasting_colour(rng, local)
         pixels = pixels * (1 - alpha[..., None]) + colour * alpha[..., None]
         boxes.append((cls, box))
@@ -155,8 +157,16 @@ def generate(out: Path, seed: int = 0, scenes: int = 240) -> dict[str, int]:
         split = coco[split_of(i, scenes)]
         split["images"].append({"id": i + 1, "file_name": name, "width": SIZE, "height": SIZE})
         for cls, box in boxes:
-            split["annotations"].append({"id": ann_id, "image_id": i + 1, "category_id": cls + 1, "bbox": box,
-                                         "area": box[2] * box[3], "iscrowd": 0})
+            split["annotations"].append(
+                {
+                    "id": ann_id,
+                    "image_id": i + 1,
+                    "category_id": cls + 1,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
             ann_id += 1
     for s, content in coco.items():
         (out / f"{s}.json").write_text(json.dumps(content, indent=1) + "\n")
@@ -165,16 +175,22 @@ def generate(out: Path, seed: int = 0, scenes: int = 240) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="output folder (default: vision_detection/ beside this script)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="output folder (default: vision_detection/ beside this script)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--scenes", type=int, default=240, help="number of scenes (default: 240)")
     args = parser.parse_args(argv)
     if args.scenes < 10:
         parser.error("--scenes must be at least 10")
     counts = generate(args.out, args.seed, args.scenes)
-    print(f"wrote {sum(counts.values())} scenes to {args.out} "
-          f"({counts['train']}/{counts['val']}/{counts['test']} train/val/test)")
+    print(
+        f"wrote {sum(counts.values())} scenes to {args.out} "
+        f"({counts['train']}/{counts['val']}/{counts['test']} train/val/test)"
+    )
 
 
 if __name__ == "__main__":
