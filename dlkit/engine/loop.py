@@ -212,7 +212,8 @@ def load_checkpoint(state: TrainState, run_dir: Path) -> None:
     """Restore a run's `last` checkpoint into `state` (weights, optimizer, schedule, RNG, early stopping)."""
     ckpt_dir = run_dir / "checkpoints"
     if distributed.is_main():
-        for stale in ckpt_dir.glob(".*.tmp*"):  # left by a kill in the middle of a write
+        # left by a kill in the middle of a write: ours (.NAME.tmp-PID) and safetensors' own (.tmpXXXXXX)
+        for stale in ckpt_dir.glob(".*tmp*"):
             stale.unlink()
     meta, rest = checkpoint.load_full(ckpt_dir / "last.safetensors", state.model, state.optimizer)
     state.scheduler.load_state_dict(meta["scheduler"])
