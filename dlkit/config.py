@@ -84,7 +84,7 @@ def flat_keys(schema: Schema, prefix: str = "") -> dict[str, Option]:
     return keys
 
 
-def _unknown_key(path: str, schema: Schema) -> UserError:
+def unknown_key(path: str, schema: Schema) -> UserError:
     known = list(flat_keys(schema))
     close = difflib.get_close_matches(path, known, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'?" if close else "run `dlkit info RECIPE` to list every key"
@@ -166,7 +166,7 @@ def _apply(cfg: dict, schema: Schema, updates: dict, root: Schema, prefix: str =
             while isinstance(value, dict) and len(value) == 1:  # name the whole dotted key the user wrote
                 key, value = next(iter(value.items()))
                 path = f"{path}.{key}"
-            raise _unknown_key(path, root)
+            raise unknown_key(path, root)
         node = schema[key]
         if isinstance(node, dict):
             if not isinstance(value, dict):

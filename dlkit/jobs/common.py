@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlkit import console
-from dlkit.config import load_yaml, merge_schema, parse_overrides, resolve
+from dlkit.config import flat_keys, load_yaml, merge_schema, parse_overrides, resolve, unknown_key
 from dlkit.defaults import SHARED
 from dlkit.errors import UserError
 from dlkit.recipe import Recipe
@@ -48,8 +48,11 @@ def run_config(cls: type[Recipe], run: Run, overrides: list[str]) -> dict:
     """A run's config with inference-safe overrides; a key that would change the fitted model is refused."""
     allowed = INFERENCE_KEYS + tuple(cls.inference_keys)
     listed = ", ".join(a + ("*" if a.endswith(".") else "") for a in allowed)
+    known = flat_keys(schema_for(cls))
     for item in overrides:
         key = item.split("=", 1)[0].strip()
+        if "=" in item and key not in known and not any(k.startswith(f"{key}.") for k in known):
+            raise unknown_key(key, schema_for(cls))  # a typo gets the closest key, not a refusal
         if "=" in item and not _is_inference_key(key, allowed):
             raise UserError(
                 f"config key '{key}' cannot be changed after training: the model in '{run.path}' was "
