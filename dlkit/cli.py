@@ -180,28 +180,17 @@ def predict_cmd(
     from dlkit import jobs
 
     console.set_quiet(json_out)
-    overrides = [i for i in inputs if _is_override(i)]
-    paths = [i for i in inputs if not _is_override(i)]
+    paths, overrides = jobs.split_overrides(run, inputs)
     if not paths:
         from dlkit.errors import UserError
 
-        raise UserError("no inputs to predict on", "give files or folders before any key=value overrides")
+        raise UserError(
+            "no inputs to predict on", "give files, folders or texts, then any key=value overrides"
+        )
     stream = None if (json_out or output is not None) else jobs.print_records
     result = jobs.predict(run, paths, output, overrides, on_records=stream)
     if json_out:
         console.emit_json(result)
-
-
-def _is_override(item: str) -> bool:
-    """`key.sub=value` with a config-like key (inputs such as 'a=b.png' files exist: those are paths)."""
-    import re
-
-    key = item.split("=", 1)[0]
-    return (
-        "=" in item
-        and re.fullmatch(r"[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*", key) is not None
-        and not Path(item).exists()
-    )
 
 
 def main() -> None:

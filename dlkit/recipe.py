@@ -115,7 +115,8 @@ class Recipe(ABC):
     def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
         """Read and split the data. With `state` (from a run) apply it; without, fit it on train.
 
-        `evaluate_all` (new labelled data given to `dlkit evaluate --data`) puts every example in `test`.
+        `evaluate_all` (new labelled data given to `dlkit evaluate --data`) puts every example in `test`
+        (or, when that data names its own splits, its test split).
         Splits come from `dlkit.data.splits` (split columns, files and folders; missing ones assigned).
         """
 

@@ -123,3 +123,7 @@ def test_inference_overrides_name_the_refused_key(cli, tiny_images, tmp_path):
     res = cli("evaluate", run, "data.batch_size=5", "--json")
     assert res.code == 0, res.err
     assert (run / "eval.json").read_text() == before  # only a plain evaluate rewrites the run's record
+    from dlkit.jobs import split_overrides
+
+    items = ["great=good", "device=cpu", "predict.chunk_size=3", str(tiny_images / "test")]
+    assert split_overrides(run, items) == (["great=good", str(tiny_images / "test")], items[1:3])

@@ -95,6 +95,22 @@ def print_records(records: list[dict]) -> None:
     sys.stdout.flush()
 
 
+def split_overrides(run_path: Path, items: list[str]) -> tuple[list[str], list[str]]:
+    """Predict inputs vs `key=value` overrides: an override's key starts with a section or key of the
+    run's recipe config (`device=cpu`, `predict.threshold=0.3`); anything else (an existing file such as
+    `a=b.png`, a text such as "great=good") is an input."""
+    from dlkit.jobs.common import schema_for
+    from dlkit.registry import get_recipe
+
+    top = set(schema_for(get_recipe(Run.open(run_path).recipe)))
+    inputs, overrides = [], []
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        is_override = "=" in item and key.split(".")[0] in top and " " not in key and not Path(item).exists()
+        (overrides if is_override else inputs).append(item)
+    return inputs, overrides
+
+
 def predict(
     run_path: Path,
     inputs: list[str],
