@@ -47,7 +47,7 @@ def evaluate(
         m.reset()
         m.to(device)
     total = torch.zeros((), device=device, dtype=torch.float64)
-    count = torch.zeros((), device=device, dtype=torch.float64)
+    count = 0
     for batch in loader:
         batch = move(batch, device, channels_last)
         with autocast(device, dtype):
@@ -57,7 +57,8 @@ def evaluate(
         count += n
         for m in metrics.values():
             m.update(out["preds"], out["target"])
-    values = {"loss": (distributed.total(total) / distributed.total(count).clamp_min(1)).item()}
+    count_all = distributed.total(torch.tensor(float(count), device=device, dtype=torch.float64))
+    values = {"loss": (distributed.total(total) / count_all.clamp_min(1)).item()}
     for name, m in metrics.items():
         values[name] = to_python(m.compute())
     return values
