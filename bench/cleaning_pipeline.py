@@ -244,12 +244,11 @@ def bench_predict(rows: int) -> None:
         console.set_quiet(True)
         jobs.train("tabular-fraud", out=tmp / "run", overrides=["train.epochs=1"])
         start = time.perf_counter()
-        records = jobs.predict(tmp / "run", [str(source)], tmp / "scored.csv")
+        count = jobs.predict(tmp / "run", [str(source)], tmp / "scored.csv")["count"]
         seconds = time.perf_counter() - start
         print(
-            f"predict: {len(records):,} rows CSV -> CSV in {seconds:.2f}s = "
-            f"{len(records) / seconds:,.0f} rows/s "
-            "end to end"
+            f"predict: {count:,} rows CSV -> CSV in {seconds:.2f}s = {count / seconds:,.0f} rows/s "
+            "end to end (streamed in chunks)"
         )
         run = Run.open(tmp / "run")
         recipe = TabularFraud(jobs.build_config(TabularFraud, None, [], base=run.config()))

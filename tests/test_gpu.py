@@ -29,3 +29,7 @@ def test_train_on_cuda_with_bf16_and_channels_last(cli, tiny_images, tmp_path):
     assert json.loads((run / "manifest.json").read_text())["device"].startswith("cuda")
     res = cli("predict", run, tiny_images / "test")
     assert res.code == 0 and len(res.out.splitlines()) == 12
+    res = cli("predict", run, tiny_images / "test", "device=cpu")  # trained on CUDA, predicted on a CPU
+    assert res.code == 0 and len(res.out.splitlines()) == 12
+    res = cli("evaluate", run, "device=cpu", "--json")
+    assert res.code == 0 and json.loads(res.out)["beats_baseline"] is not None
