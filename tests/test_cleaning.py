@@ -13,11 +13,11 @@ from dlkit.data.cleaning import (
     CLEAN_OPTIONS,
     CleaningPipeline,
     binary_target,
-    column_types,
     conflicting_labels,
     drop_exact_duplicates,
     drop_missing_labels,
 )
+from dlkit.data.column_kinds import column_types
 from dlkit.data.features import Report
 from dlkit.data.scaling import apply_scaler, fit_scaler
 from dlkit.errors import UserError

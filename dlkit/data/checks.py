@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlkit.data import cleaning
+from dlkit.data import cleaning, column_kinds
 from dlkit.data.features import Report, fit_numeric
 from dlkit.errors import UserError
 from dlkit.recipe import Finding
@@ -115,9 +115,9 @@ def non_numeric_values(frame: pd.DataFrame, exclude: list[str], where: str) -> l
         series = frame[name]
         if name in exclude or pd.api.types.is_numeric_dtype(series.dtype) or series.isna().all():
             continue
-        numbers = cleaning.mostly_numbers(series)
+        numbers = column_kinds.mostly_numbers(series)
         if numbers is not None and numbers.isna().any():
-            exc = cleaning.non_numeric_value(series, numbers, where)
+            exc = column_kinds.non_numeric_value(series, numbers, where)
             found.append(Finding("non-numeric values", "fatal", exc.message, exc.hint or ""))
     return found
 

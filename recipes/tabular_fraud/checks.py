@@ -10,7 +10,7 @@ import pandas as pd
 from dlkit_recipes.tabular_fraud.data import read_labelled, sources, split_rows
 
 from dlkit.data import checks
-from dlkit.data.cleaning import column_types
+from dlkit.data.column_kinds import column_types
 from dlkit.data.features import Report
 from dlkit.data.tables import read_table
 from dlkit.errors import UserError
