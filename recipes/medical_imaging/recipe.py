@@ -278,7 +278,7 @@ class MedicalImaging(Recipe):
         for grids, geometry in zip(batch["image"], batch["geometry"], strict=True):
             on_grid = torch.cat([model(grids[k : k + size]).argmax(1) for k in range(0, len(grids), size)])
             labels.append(geometry.to_source(on_grid).to(torch.uint8).cpu().numpy())
-        # numpy, not tensors: the core joins lists of tensors into one, and scans differ in shape
+        # one uint8 array per scan, in that scan's own shape: what the NIfTI/PNG writers take
         return {"labels": labels, "geometry": batch["geometry"]}
 
     def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:
