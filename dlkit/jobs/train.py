@@ -134,7 +134,8 @@ def train(
     else:
         cfg = cls.resolve_config(build_config(cls, config_file, overrides))
         run_path = out or default_run_dir(recipe_name)
-        Run.ensure_free(run_path)
+        if main:  # rank 0 alone owns the directory: another rank may look after rank 0 created it
+            Run.ensure_free(run_path)
         state = None
     seed_everything(cfg["seed"])
     recipe = cls(cfg)
