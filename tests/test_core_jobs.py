@@ -48,7 +48,9 @@ def test_the_verdict_is_said_plainly():
         "baselines": {"logreg": {"accuracy": 0.8}},
         "beats_baseline": False,
     }
-    assert "does NOT beat the strongest baseline, logreg (accuracy 0.7000 vs 0.8000)" in verdict_text(result)
+    assert "the baseline logreg wins (accuracy 0.7000 vs 0.8000): the model does NOT beat it" in verdict_text(
+        result
+    )
     result |= {"metrics": {"accuracy": 0.85}}
     assert "not significantly" in verdict_text(result)
     result |= {"beats_baseline": True}

@@ -154,7 +154,7 @@ def test_default_model_beats_both_baselines_predicts_and_loads_with_plain_transf
     assert res.code == 0, res.err
     inline = [json.loads(line) for line in res.out.splitlines()]
     assert [r["label"] for r in predicted] == [r["label"] for r in inline]
-    for got, want in zip(predicted, inline):
+    for got, want in zip(predicted, inline, strict=True):
         assert got["probs"] == pytest.approx(want["probs"], abs=1e-4)
 
     model, tokenizer = _load_native(run / "model")  # no dlkit involved from here on

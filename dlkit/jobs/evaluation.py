@@ -96,8 +96,9 @@ def verdict_text(result: dict) -> str | None:
             "significantly (see details in eval.json): do not count on it beating the baseline"
         )
     return (
-        f"the model does NOT beat the strongest baseline, {strongest} ({figures}): "
-        "use the baseline, or change the model or its training"
+        f"the baseline {strongest} wins ({figures}): the model does NOT beat it. Use the baseline, or try "
+        "more training steps (train.min_steps=...), another model or a pretrained checkpoint "
+        "(dlkit info RECIPE lists the keys)"
     )
 
 
