@@ -27,6 +27,7 @@ class Option:
     type: type | None = None
     choices: tuple | None = None
     nullable: bool = False
+    auto: bool = False  # "auto" is accepted besides values of `type` (resolved later by the core)
 
     @property
     def kind(self) -> type:
@@ -34,6 +35,7 @@ class Option:
 
     def describe(self) -> str:
         name = _TYPES.get(self.kind, self.kind.__name__)
+        name = f"{name} or auto" if self.auto else name
         return f"{name} or null" if self.nullable else name
 
 
@@ -43,11 +45,13 @@ def opt(
     choices: tuple | list | None = None,
     type: type | None = None,
     nullable: bool = False,
+    auto: bool = False,
 ) -> Option:
-    """One documented key. A null default (or nullable=True) lets users set it to null to turn it off."""
-    if default is None and type is None:
-        raise TypeError(f"option '{help}' defaults to null, so it needs an explicit type")
-    return Option(default, help, type, tuple(choices) if choices else None, nullable or default is None)
+    """One documented key. A null default (or nullable=True) lets users set it to null to turn it off;
+    `auto=True` also accepts the string "auto" (a value the core works out, e.g. from the data size)."""
+    if (default is None or auto) and type is None:
+        raise TypeError(f"option '{help}' defaults to null or auto, so it needs an explicit type")
+    return Option(default, help, type, tuple(choices) if choices else None, nullable or default is None, auto)
 
 
 Schema = dict  # nested: str -> Option | Schema
@@ -64,7 +68,8 @@ def merge_schema(base: Schema, changes: dict, prefix: str = "") -> Schema:
         elif isinstance(value, dict) and not isinstance(current, Option):
             out[key] = merge_schema(current or {}, value, f"{path}.")
         elif isinstance(current, Option):
-            out[key] = replace(current, default=_coerce(path, current, value))
+            # keep the key's type: a recipe that turns a nullable key off must not make it "NoneType"
+            out[key] = replace(current, default=_coerce(path, current, value), type=current.kind)
         else:
             raise TypeError(f"recipe default '{path}' is not a shared key; declare it with opt(...)")
     return out
@@ -97,6 +102,8 @@ def _coerce(path: str, option: Option, value: Any) -> Any:
         if option.nullable:
             return None
         raise UserError(f"config key '{path}' cannot be null; expected {option.describe()}")
+    if option.auto and value == "auto":
+        return value
     kind = option.kind
     bad = UserError(
         f"config key '{path}' expects {option.describe()}, got {value!r}",

@@ -38,7 +38,25 @@ SHARED: Schema = {
         "label_smoothing": opt(0.0, "label smoothing for cross-entropy (0 = off)"),
     },
     "train": {
-        "epochs": opt(10, "passes over the training data"),
+        "epochs": opt(
+            "auto",
+            "passes over the training data; auto = from the data size: at least train.min_steps "
+            "optimizer steps, at most train.max_epochs epochs (the resolved number is in config.yaml)",
+            type=int,
+            auto=True,
+        ),
+        "min_steps": opt(600, "with epochs=auto: the fewest optimizer steps a run takes"),
+        "max_epochs": opt(100, "with epochs=auto: the most epochs a run takes"),
+        "max_steps": opt(
+            None, "stop after this many optimizer steps, even within an epoch (null = no cap)", type=int
+        ),
+        "val_every": opt(
+            "auto",
+            "optimizer steps between validation checks (and checkpoints); auto = every epoch, or every "
+            "1000 steps when an epoch is longer",
+            type=int,
+            auto=True,
+        ),
         "optimizer": opt("adamw", "optimizer", ["adamw", "sgd"]),
         "lr": opt(1e-3, "peak learning rate"),
         "weight_decay": opt(0.01, "L2 penalty (decoupled for AdamW); not applied to biases and norms"),
@@ -59,7 +77,9 @@ SHARED: Schema = {
         ),
         "channels_last": opt(False, "channels-last memory format for conv nets (faster on recent GPUs)"),
         "patience": opt(
-            5, "stop after this many epochs without improvement of the monitored metric (0 = off)"
+            5,
+            "stop after this many validation checks without improvement of the monitored metric "
+            "(0 = off); never before train.min_steps steps",
         ),
         "log_every": opt(20, "steps between loss read-outs (the only host syncs in the loop)"),
     },

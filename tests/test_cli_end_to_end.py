@@ -38,7 +38,7 @@ def test_recipes_lists_builtin_recipe_through_entry_points(cli):
 def test_info_yaml_is_documented_and_reusable_as_config(cli, tmp_path):
     res = cli("info", "vision-classification")
     assert res.code == 0
-    assert "epochs: 15" in res.out and "# (int) passes over the training data" in res.out
+    assert "epochs: 15" in res.out and "# (int or auto) passes over the training data" in res.out
     cfg = yaml.safe_load(res.out)
     assert cfg["model"]["name"] == "resnet10t"
     as_json = json.loads(cli("info", "vision-classification", "--json").out)["config"]

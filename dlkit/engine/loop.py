@@ -1,8 +1,10 @@
 """The training loop: `fit` over a small `TrainState`, one `train_one_epoch`, save and load.
 
-The loop reads the loss back to the host only every `train.log_every` steps and at epoch end, so
-the device is never stalled by logging. Every epoch ends with a validation pass, a line in
-metrics.jsonl and an atomic `last` checkpoint (plus `best` when the monitored metric improved).
+The loop reads the loss back to the host only every `train.log_every` steps and at each validation
+check, so the device is never stalled by logging. A check comes every `train.val_every` optimizer
+steps and at the end of every epoch (budget.py resolves `auto`); each writes a line in metrics.jsonl
+and an atomic `last` checkpoint (plus `best` when the monitored metric improved). A checkpoint taken
+within an epoch records how many batches were done, and a resume skips them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dlkit import console
 from dlkit.atomic import atomic_write_text
-from dlkit.engine import checkpoint, distributed, rng
+from dlkit.engine import budget, checkpoint, distributed, rng
 from dlkit.engine.device import amp_dtype, autocast, move, pick_device
 from dlkit.engine.grad_monitor import GradientMonitor
 from dlkit.engine.inference import evaluate
@@ -35,38 +37,41 @@ LOSS_HINT = "lower train.lr, keep train.grad_clip on, or set train.amp=off"
 
 @dataclass
 class FitResult:
-    best_epoch: int
+    best_epoch: float  # where the best check was, in epochs (a whole number at an epoch's end)
     best_value: float | None
-    epochs_run: int
+    epochs_run: float
     stopped_early: bool
     seconds: float
+    steps: int = 0
 
 
 class EarlyStopping:
-    def __init__(self, patience: int, mode: str):
-        self.patience, self.mode = patience, mode
-        self.best: float | None = None
-        self.best_epoch = -1
-        self.bad_epochs = 0
+    """Counts validation checks without improvement; `floor` steps must pass before it may stop."""
 
-    def update(self, value: float, epoch: int) -> bool:
-        """Record an epoch's value; True when it is the best so far."""
+    def __init__(self, patience: int, mode: str, floor: int = 0):
+        self.patience, self.mode, self.floor = patience, mode, floor
+        self.best: float | None = None
+        self.best_epoch: float = 0
+        self.bad_checks = 0
+
+    def update(self, value: float, epoch: float) -> bool:
+        """Record a check's value at `epoch` (in epochs done); True when it is the best so far."""
         better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if better and math.isfinite(value):
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best, self.best_epoch, self.bad_checks = value, epoch, 0
             return True
-        self.bad_epochs += 1
+        self.bad_checks += 1
         return False
 
-    @property
-    def should_stop(self) -> bool:
-        return self.patience > 0 and self.bad_epochs >= self.patience
+    def should_stop(self, step: int) -> bool:
+        return self.patience > 0 and self.bad_checks >= self.patience and step >= self.floor
 
     def state(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_checks": self.bad_checks}
 
     def load(self, state: dict) -> None:
-        self.best, self.best_epoch, self.bad_epochs = state["best"], state["best_epoch"], state["bad_epochs"]
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.bad_checks = state.get("bad_checks", state.get("bad_epochs", 0))
 
 
 @dataclass
@@ -118,7 +123,7 @@ def build_state(model: torch.nn.Module, cfg: dict, steps_per_epoch: int, mode: s
         net=net,
         optimizer=optimizer,
         scheduler=build_scheduler(optimizer, train, steps_per_epoch),
-        stopper=EarlyStopping(train["patience"], mode),
+        stopper=EarlyStopping(train["patience"], mode, budget.patience_floor(train, steps_per_epoch)),
         device=device,
         dtype=dtype,
         scaler=torch.amp.GradScaler(device.type) if dtype is torch.float16 else None,
@@ -146,10 +151,12 @@ def _optimizer_step(state: TrainState, cfg: dict) -> None:
     state.step += 1
 
 
-def train_one_epoch(
-    state: TrainState, step: Step, loader: DataLoader, cfg: dict, progress: TrainProgress
-) -> float:
-    """One pass over the training loader; the mean training loss (over all processes)."""
+def train_epoch(
+    state: TrainState, step: Step, loader: DataLoader, cfg: dict, progress: TrainProgress, skip: int = 0
+) -> Iterator[tuple[float, int]]:
+    """One pass over the training loader that pauses for a validation check every `train.val_every`
+    optimizer steps, at `train.max_steps` and at its end. Yields (mean training loss since the last
+    check, over all processes; batches done in this epoch). `skip` batches were done before a resume."""
     train = cfg["train"]
     channels_last, accum, l1 = train["channels_last"], max(1, train["grad_accum"]), train["l1"]
     if isinstance(loader.sampler, DistributedSampler):
@@ -159,8 +166,11 @@ def train_one_epoch(
     state.model.train()
     progress.start_epoch(state.epoch)
     loss_sum = torch.zeros((), device=state.device)
-    logged_sum, logged_at, seen, batches = 0.0, 0, 0, len(loader)
+    logged_sum, logged_at, since, seen, batches = 0.0, 0, 0, 0, len(loader)
     for batch in loader:
+        if seen < skip:  # the same order as before the resume: the sampler is seeded by epoch
+            seen += 1
+            continue
         batch = move(batch, state.device, channels_last)
         with autocast(state.device, state.dtype):
             loss = step(state.net, batch, "train")["loss"]
@@ -170,27 +180,51 @@ def train_one_epoch(
         (state.scaler.scale(scaled) if state.scaler is not None else scaled).backward()
         loss_sum += loss.detach()
         seen += 1
+        since += 1
+        check = False
         if seen % accum == 0 or seen == batches:
             _optimizer_step(state, cfg)
-        if seen % train["log_every"] == 0:
+            check = _capped(state, train) or math.ceil(seen / accum) % train["val_every"] == 0
+        if since % train["log_every"] == 0:
             total = loss_sum.item()  # the only host sync, every log_every steps
-            value = (total - logged_sum) / (seen - logged_at)
-            logged_sum, logged_at = total, seen
+            value = (total - logged_sum) / (since - logged_at)
+            logged_sum, logged_at = total, since
             _check_finite(value, f"at epoch {state.epoch + 1}, step {state.step}")
             progress.update(seen, value)
-    mean = distributed.mean(loss_sum / max(1, seen)).item()
-    _check_finite(mean, f"in epoch {state.epoch + 1}")
+        if check and seen < batches:
+            yield _mean_loss(loss_sum, since, state), seen
+            state.model.train()  # the check left it in eval mode
+            loss_sum.zero_()
+            logged_sum, logged_at, since = 0.0, 0, 0
+            if _capped(state, train):
+                return
+    yield _mean_loss(loss_sum, since, state), seen
+
+
+def _mean_loss(loss_sum: torch.Tensor, count: int, state: TrainState) -> float:
+    mean = distributed.mean(loss_sum / max(1, count)).item()
+    _check_finite(mean, f"in epoch {state.epoch + 1} (before step {state.step})")
     return mean
 
 
 def save_checkpoint(
-    state: TrainState, run_dir: Path, record: dict, monitor: str, value: float, improved: bool
+    state: TrainState,
+    run_dir: Path,
+    record: dict,
+    monitor: str,
+    value: float,
+    improved: bool,
+    batch: int,
+    batches: int,
 ):
-    """Log the epoch, then write `last` (and `best`) atomically; a resume trims log lines past `last`."""
+    """Log the check, then write `last` (and `best`) atomically; a resume trims log lines past `last`.
+    `batch` of `batches` in the current epoch are done (all of them at an epoch's end)."""
     with open(run_dir / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
     meta = {
         "epoch": state.epoch,
+        "batch": batch,
+        "batches": batches,
         "step": state.step,
         "scheduler": state.scheduler.state_dict(),
         "early_stopping": state.stopper.state(),
@@ -208,8 +242,9 @@ def save_checkpoint(
         tmp.replace(ckpt_dir / "best.safetensors")
 
 
-def load_checkpoint(state: TrainState, run_dir: Path) -> None:
-    """Restore a run's `last` checkpoint into `state` (weights, optimizer, schedule, RNG, early stopping)."""
+def load_checkpoint(state: TrainState, run_dir: Path) -> int:
+    """Restore a run's `last` checkpoint into `state` (weights, optimizer, schedule, RNG, early
+    stopping); the batches of the current epoch already done (0 when the checkpoint ended an epoch)."""
     ckpt_dir = run_dir / "checkpoints"
     if distributed.is_main():
         # left by a kill in the middle of a write: ours (.NAME.tmp-PID) and safetensors' own (.tmpXXXXXX)
@@ -221,15 +256,19 @@ def load_checkpoint(state: TrainState, run_dir: Path) -> None:
     if state.scaler is not None and meta.get("scaler"):
         state.scaler.load_state_dict(meta["scaler"])
     rng.restore(meta["rng"], rest)
-    state.epoch, state.step = meta["epoch"] + 1, meta["step"]
+    batch = meta.get("batch", 0)
+    within = 0 < batch < meta.get("batches", 0)
+    state.epoch, state.step = meta["epoch"] + (0 if within else 1), meta["step"]
     if distributed.is_main():
-        _truncate_log(run_dir / "metrics.jsonl", meta["epoch"] + 1)
+        _truncate_log(run_dir / "metrics.jsonl", state.step)
     distributed.barrier()
-    console.info(f"resuming after epoch {state.epoch} (step {state.step})")
+    where = f"{batch} batches into epoch {state.epoch + 1}" if within else f"after epoch {state.epoch}"
+    console.info(f"resuming {where} (step {state.step})")
+    return batch if within else 0
 
 
-def _truncate_log(log_path: Path, last_epoch: int) -> None:
-    """On resume keep only complete lines for epochs (1-based) the checkpoint covers."""
+def _truncate_log(log_path: Path, last_step: int) -> None:
+    """On resume keep only complete lines for the checks the checkpoint covers (up to its step)."""
     if not log_path.exists():
         return
     kept = []
@@ -238,7 +277,7 @@ def _truncate_log(log_path: Path, last_epoch: int) -> None:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if record.get("epoch", 0) <= last_epoch:
+        if record.get("step", 0) <= last_step:
             kept.append(line)
     atomic_write_text(log_path, "".join(f"{line}\n" for line in kept))
 
@@ -258,62 +297,116 @@ def fit(
     resume: bool = False,
     on_epoch_end: Callable[[int, dict], None] | None = None,
 ) -> FitResult:
-    """Train `model` with `step(model, batch, stage)`, validating every epoch; best and last checkpoints."""
-    train = cfg["train"]
+    """Train `model` with `step(model, batch, stage)`, validating at every check (budget.py); best and
+    last checkpoints. `on_epoch_end(epoch, record)` runs after each check (record: its metrics.jsonl line)."""
     loader = make_loader(train_set, cfg, shuffle=True, collate=collate, weights=train_weights)
     val_loader = make_loader(val_set, cfg, shuffle=False, collate=collate, shard=True)
-    state = build_state(model, cfg, math.ceil(len(loader) / max(1, train["grad_accum"])), mode)
+    steps = math.ceil(len(loader) / max(1, cfg["train"]["grad_accum"]))
+    cfg = {**cfg, "train": budget.resolve(cfg["train"], steps)}
+    train = cfg["train"]
+    state = build_state(model, cfg, steps, mode)
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    if resume:
-        load_checkpoint(state, run_dir)
-    main = distributed.is_main()
+    skip = load_checkpoint(state, run_dir) if resume else 0
+    main, batches = distributed.is_main(), len(loader)
+    seen = batches  # batches done in the current epoch
     started = time.perf_counter()
-    end_epoch = state.epoch if state.stopper.should_stop else train["epochs"]
-    with TrainProgress(train["epochs"], len(loader), monitor, enabled=main) as progress:
-        while state.epoch < end_epoch:
-            epoch_start = time.perf_counter()
-            train_loss = train_one_epoch(state, step, loader, cfg, progress)
-            values = evaluate(
-                model, step, val_loader, metrics, state.device, state.dtype, train["channels_last"], "val"
-            )
-            if monitor not in values:
-                raise JobError(f"the recipe's monitored metric '{monitor}' is not among {sorted(values)}")
-            record = {
-                "epoch": state.epoch + 1,
-                "step": state.step,
-                "train_loss": train_loss,
-                **{f"val_{k}": v for k, v in _scalar_metrics(values).items()},
-                "lr": state.optimizer.param_groups[0]["lr"],
-                "seconds": round(time.perf_counter() - epoch_start, 3),
-            }
-            improved = state.stopper.update(values[monitor], state.epoch)
-            if state.grad_monitor is not None:
-                figures, warnings = state.grad_monitor.summary()
-                record["grad"] = figures
-                if warnings:
-                    record["grad_warnings"] = warnings
-                for w in warnings if main else ():
-                    console.warn(f"epoch {state.epoch + 1}: {w}")
-            if main:  # one writer: rank 0 of a distributed run, or the only process
-                save_checkpoint(state, run_dir, record, monitor, values[monitor], improved)
-            distributed.barrier()
-            metric_text = f"val {monitor} {values[monitor]:.4f}" + (" *" if improved else "")
-            progress.end_epoch(
-                f"epoch {state.epoch + 1}/{train['epochs']}  loss {train_loss:.4f}  {metric_text}  "
-                f"{record['seconds']:.1f}s",
-                metric_text,
-            )
-            if on_epoch_end is not None:
-                on_epoch_end(state.epoch, record)
-            state.epoch += 1
-            if state.stopper.should_stop:
-                if main:
-                    console.info(f"early stop: no better val {monitor} for {state.stopper.patience} epochs")
-                break
+    done = state.stopper.should_stop(state.step) or _capped(state, train)
+    with TrainProgress(train["epochs"], batches, monitor, enabled=main) as progress:
+        while state.epoch < train["epochs"] and not done:
+            check_start = time.perf_counter()
+            for train_loss, seen in train_epoch(state, step, loader, cfg, progress, skip):
+                done = _check(
+                    state,
+                    step,
+                    val_loader,
+                    metrics,
+                    cfg,
+                    run_dir,
+                    monitor,
+                    progress,
+                    train_loss,
+                    seen,
+                    batches,
+                    check_start,
+                    on_epoch_end,
+                )
+                check_start = time.perf_counter()
+                if done:
+                    break
+            skip = 0
+            if seen == batches:
+                state.epoch += 1
+    stopped = state.stopper.should_stop(state.step) and (state.epoch < train["epochs"] or seen < batches)
+    if stopped and main:
+        console.info(f"early stop: no better val {monitor} for {state.stopper.patience} checks")
+    partial = 0 if seen == batches else seen / batches
     return FitResult(
-        best_epoch=state.stopper.best_epoch + 1,
+        best_epoch=state.stopper.best_epoch,
         best_value=state.stopper.best,
-        epochs_run=state.epoch,
-        stopped_early=state.stopper.should_stop and state.epoch < train["epochs"],
+        epochs_run=_epochs(state.epoch, partial),
+        stopped_early=stopped,
         seconds=time.perf_counter() - started,
+        steps=state.step,
     )
+
+
+def _epochs(whole: int, part: float) -> float:
+    return whole if not part else round(whole + part, 3)
+
+
+def _capped(state: TrainState, train: dict) -> bool:
+    return bool(train["max_steps"]) and state.step >= train["max_steps"]
+
+
+def _check(
+    state: TrainState,
+    step: Step,
+    val_loader: DataLoader,
+    metrics: dict,
+    cfg: dict,
+    run_dir: Path,
+    monitor: str,
+    progress: TrainProgress,
+    train_loss: float,
+    seen: int,
+    batches: int,
+    started: float,
+    on_epoch_end: Callable[[int, dict], None] | None,
+) -> bool:
+    """One validation check: metrics, the log line, checkpoints, progress. True when training should stop."""
+    train, main = cfg["train"], distributed.is_main()
+    values = evaluate(
+        state.model, step, val_loader, metrics, state.device, state.dtype, train["channels_last"], "val"
+    )
+    if monitor not in values:
+        raise JobError(f"the recipe's monitored metric '{monitor}' is not among {sorted(values)}")
+    at = state.epoch + 1 if seen == batches else _epochs(state.epoch, seen / batches)
+    record = {
+        "epoch": at,
+        "step": state.step,
+        "train_loss": train_loss,
+        **{f"val_{k}": v for k, v in _scalar_metrics(values).items()},
+        "lr": state.optimizer.param_groups[0]["lr"],
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    improved = state.stopper.update(values[monitor], at)
+    if state.grad_monitor is not None:
+        figures, warnings = state.grad_monitor.summary()
+        record["grad"] = figures
+        if warnings:
+            record["grad_warnings"] = warnings
+        for w in warnings if main else ():
+            console.warn(f"epoch {at}: {w}")
+    if main:  # one writer: rank 0 of a distributed run, or the only process
+        save_checkpoint(state, run_dir, record, monitor, values[monitor], improved, seen, batches)
+    distributed.barrier()
+    metric_text = f"val {monitor} {values[monitor]:.4f}" + (" *" if improved else "")
+    where = f"epoch {at}/{train['epochs']}" if seen == batches else f"epoch {at:.2f}/{train['epochs']}"
+    progress.checked(
+        f"{where}  step {state.step}  loss {train_loss:.4f}  {metric_text}  {record['seconds']:.1f}s",
+        metric_text,
+        seen,
+    )
+    if on_epoch_end is not None:
+        on_epoch_end(state.epoch, record)
+    return state.stopper.should_stop(state.step) or _capped(state, train)

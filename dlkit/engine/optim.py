@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from dlkit.engine.budget import total_steps
+
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on weight matrices and kernels only; biases and norm scales stay unpenalised."""
@@ -45,7 +47,7 @@ def lr_factor(step: int, total: int, train: dict, steps_per_epoch: int) -> float
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: dict, steps_per_epoch: int):
-    total = max(1, train["epochs"] * steps_per_epoch)
+    total = total_steps(train, steps_per_epoch)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total, train, steps_per_epoch)
     )

@@ -1,4 +1,4 @@
-"""Live progress for a person at a terminal (epochs, steps, ETA, loss, metric); a line per epoch otherwise."""
+"""Live progress at a terminal (epochs, steps, ETA, loss, metric); a line per validation check otherwise."""
 
 from __future__ import annotations
 
@@ -44,9 +44,10 @@ class TrainProgress:
             fields = {"loss": f"{loss:.4f}"} if loss is not None else {}
             self._bar.update(self._task, completed=completed, **fields)
 
-    def end_epoch(self, line: str, metric_text: str) -> None:
+    def checked(self, line: str, metric_text: str, completed: int) -> None:
+        """After a validation check, `completed` batches into the epoch (all of them at its end)."""
         self._last = metric_text
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, completed=self.steps, metric=metric_text)
+            self._bar.update(self._task, completed=completed, metric=metric_text)
         elif self.enabled:
             console.info(line)

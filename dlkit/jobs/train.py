@@ -108,7 +108,7 @@ def train(
     on_epoch_end: Callable | None = None,
 ) -> dict | None:
     """Train a recipe into a run directory; the result summary (None on non-zero distributed ranks)."""
-    from dlkit.engine import distributed
+    from dlkit.engine import budget, distributed
     from dlkit.engine.device import pick_device
     from dlkit.engine.rng import seed_everything
 
@@ -143,6 +143,10 @@ def train(
     loaded = recipe.load_data(data_path, state)
     for note in loaded.notes:
         console.warn(note)
+    steps = budget.steps_per_epoch(
+        len(loaded.train), cfg["data"]["batch_size"], cfg["train"]["grad_accum"], distributed.world_size()
+    )
+    cfg["train"] = budget.resolve(cfg["train"], steps)  # config.yaml keeps the numbers (recipe.cfg is cfg)
     device = pick_device(cfg["device"])
     if not main:
         distributed.barrier()  # rank 0 creates the run directory first
@@ -160,7 +164,8 @@ def train(
         distributed.barrier()
     console.info(
         f"[bold]{recipe_name}[/] -> {run.path}  (device {device}, "
-        f"{len(loaded.train)} train / {len(loaded.val)} val / {len(loaded.test)} test)"
+        f"{len(loaded.train)} train / {len(loaded.val)} val / {len(loaded.test)} test; "
+        f"{cfg['train']['epochs']} epochs of {steps} steps, validated every {cfg['train']['val_every']})"
     )
     result, report = train_and_evaluate(recipe, loaded, run.path, resume=resume, on_epoch_end=on_epoch_end)
     if report is None:
