@@ -5,6 +5,7 @@ Heavy imports (torch, timm, transformers) happen inside the jobs, so `dlkit --he
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -127,13 +128,16 @@ def train_cmd(
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out (or the latest) from its last checkpoint."
     ),
+    force: bool = typer.Option(
+        False, "--force", help="With --resume: continue even though the data changed since the run began."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Train a recipe; writes a run directory with config, checkpoints, metrics and eval.json."""
     from dlkit import jobs
 
     console.set_quiet(json_out)
-    result = jobs.train(recipe, data, config, out, overrides or [], seed, resume)
+    result = jobs.train(recipe, data, config, out, overrides or [], seed, resume, force=force)
     if result is None:  # a non-zero rank of a distributed run: rank 0 reports
         return
     if json_out:
@@ -193,19 +197,61 @@ def predict_cmd(
         console.emit_json(result)
 
 
+class Interrupted(BaseException):
+    """Raised from the SIGINT/SIGTERM handler, past Typer (which would swallow KeyboardInterrupt)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+def _prefix() -> str:
+    """'[rank N] ' in a distributed run, so a failure on any process is told apart."""
+    return f"[rank {os.environ['RANK']}] " if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+
+
 def main() -> None:
+    import signal
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _run_app()
+    finally:  # main() may be called in-process (tests, notebooks): give the signals back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_app() -> None:
+    import signal
+
+    from dlkit.run import ACTIVE
+
     try:
         app()
     except DlkitError as exc:
-        console.error(str(exc))
+        console.error(_prefix() + str(exc))
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        console.error("interrupted; the run keeps its last complete checkpoint (resume with --resume)")
-        sys.exit(130)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        name = "terminated" if getattr(exc, "signum", None) == signal.SIGTERM else "interrupted"
+        hint = "nothing was written"
+        if ACTIVE and any((ACTIVE[0] / "checkpoints").glob("*.safetensors")):
+            recipe = json.loads((ACTIVE[0] / "manifest.json").read_text()).get("recipe", "RECIPE")
+            hint = (
+                "the run keeps its last checkpoint; continue with: "
+                f"dlkit train {recipe} --out {ACTIVE[0]} --resume"
+            )
+        elif ACTIVE:
+            hint = "no checkpoint was written yet, so the unfinished run directory was removed"
+        console.error(f"{_prefix()}{name}; {hint}")
+        sys.exit(143 if name == "terminated" else 130)
     except Exception as exc:  # a bug, not a user mistake: say so briefly, full trace on request
         if os.environ.get("DLKIT_DEBUG"):
             traceback.print_exc()
-        console.error(f"{type(exc).__name__}: {exc}\n  (set DLKIT_DEBUG=1 for the traceback)")
+        console.error(f"{_prefix()}{type(exc).__name__}: {exc}\n  (set DLKIT_DEBUG=1 for the traceback)")
         sys.exit(1)
 
 

@@ -83,6 +83,12 @@ SHARED: Schema = {
         ),
         "log_every": opt(20, "steps between loss read-outs (the only host syncs in the loop)"),
     },
+    "dist": {
+        "timeout": opt(
+            1800.0,
+            "seconds a process of a distributed run waits for the others before the job fails",
+        ),
+    },
     "predict": {
         "chunk_size": opt(
             1024, "examples predicted, written out and freed at a time (keeps memory flat on large inputs)"

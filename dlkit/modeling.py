@@ -77,23 +77,40 @@ def make_loss(
     return nn.MSELoss() if name == "mse" else nn.L1Loss()
 
 
-def load_pretrained(model: nn.Module, path: str) -> list[str]:
-    """Load local weights without unpickling code; returns the keys that did not fit (e.g. a new head)."""
+def read_weights(path: str) -> dict[str, torch.Tensor]:
+    """A local weights file as a name -> tensor dict, without unpickling code; UserError naming the file
+    when it is missing, truncated, not a state dict, or holds no tensors. Train and `dlkit check` call
+    this before a run directory is made."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(
             f"model.pretrained file '{file}' does not exist", "give a local .safetensors or .pth file"
         )
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    hint = "give a .safetensors file or a .pth holding a plain state dict (name -> tensor)"
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
 
-        state = load_file(str(file))
-    else:
-        try:
+            state = load_file(str(file))
+        else:
             state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise UserError(f"model.pretrained file '{file}' is not a plain state dict ({exc})") from None
-        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    except Exception as exc:  # truncated, foreign, or a pickle of code (refused by weights_only)
+        raise UserError(f"model.pretrained file '{file}' cannot be read ({str(exc)[:200]})", hint) from None
+    if isinstance(state, dict):
+        state = state.get("state_dict", state.get("model", state))
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(v, torch.Tensor) for v in state.values())
+    ):
+        raise UserError(f"model.pretrained file '{file}' is not a state dict of tensors", hint)
+    return state
+
+
+def load_pretrained(model: nn.Module, path: str) -> list[str]:
+    """Load local weights into `model`; returns the keys that did not fit (e.g. a new head)."""
+    file = Path(path).expanduser()
+    state = read_weights(path)
     own = model.state_dict()
     fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not fitting:

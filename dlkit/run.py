@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
 from datetime import datetime
@@ -48,18 +49,28 @@ def fingerprint(path: Path) -> dict:
 
 
 def default_run_dir(recipe: str, root: Path = Path("runs")) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = root / recipe / stamp
-    n = 2
-    while candidate.exists():
-        candidate = root / recipe / f"{stamp}-{n}"
-        n += 1
-    return candidate
+    """A new timestamped folder name (Run.claim makes it unique among concurrent runs)."""
+    return root / recipe / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+CLAIM = ".dlkit-claim"  # created exclusively by the one process that owns a run directory
+ACTIVE: list[Path] = []  # the run this process is training, for the interrupt message
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Run:
     def __init__(self, path: Path):
         self.path = Path(path)
+        self._best: Path | None = None  # the checked `best` (looked up once training is over)
 
     @staticmethod
     def ensure_free(path: Path) -> None:
@@ -70,10 +81,83 @@ class Run:
             )
 
     @classmethod
+    def claim(cls, path: Path, next_free: bool = False) -> Path:
+        """Own `path` before any data is read: an exclusive claim file in an empty (or new) folder.
+        A second process asking for the same folder stops at once; with `next_free` (a default,
+        timestamped name) it takes `path-2`, `path-3`... instead. A claim left by a process that died
+        before writing anything is taken over."""
+        candidate, n = Path(path), 2
+        while True:
+            try:
+                return cls._claim_one(candidate)
+            except UserError:
+                if not next_free:
+                    raise
+                candidate, n = Path(f"{path}-{n}"), n + 1
+
+    @classmethod
+    def _claim_one(cls, path: Path) -> Path:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise UserError(f"'{path}' exists and is not a folder", "choose another --out") from None
+        except OSError as exc:
+            raise UserError(
+                f"cannot create run directory '{path}' ({exc.strerror})", "choose another --out"
+            ) from None
+        claim = path / CLAIM
+        if claim.is_file() and not _alive(_owner(claim)):  # its owner was killed (kill -9, power loss)
+            cls.release(path)  # a start that never reached a checkpoint leaves nothing worth keeping
+            path.mkdir(parents=True, exist_ok=True)
+            claim.unlink(missing_ok=True)
+        if any(p.name != CLAIM for p in path.iterdir()):
+            cls.ensure_free(path)
+        cls.lock(path)
+        return path
+
+    @staticmethod
+    def lock(path: Path) -> None:
+        """Take the claim file of `path` for this process (a resume does this on its own run)."""
+        claim = path / CLAIM
+        if claim.is_file() and not _alive(_owner(claim)):
+            claim.unlink(missing_ok=True)
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise UserError(
+                f"run directory '{path}' is being written by another dlkit process (pid {_owner(claim)})",
+                "choose another --out, or wait for that run to finish",
+            ) from None
+        except OSError as exc:
+            raise UserError(f"cannot write in '{path}' ({exc.strerror})", "choose another --out") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        ACTIVE[:] = [path]
+
+    @staticmethod
+    def unlock(path: Path) -> None:
+        (Path(path) / CLAIM).unlink(missing_ok=True)
+        ACTIVE.clear()
+
+    @staticmethod
+    def release(path: Path) -> None:
+        """Undo a claim whose run never reached its first checkpoint: remove what this run wrote."""
+        import shutil
+
+        path = Path(path)
+        if any((path / "checkpoints").glob("*.safetensors")):
+            return  # something to resume from: keep it
+        for name in ("config.yaml", "manifest.json", "metrics.jsonl", CLAIM):
+            (path / name).unlink(missing_ok=True)
+        for sub in ("preprocess", "checkpoints"):
+            shutil.rmtree(path / sub, ignore_errors=True)
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+    @classmethod
     def create(cls, path: Path) -> Run:
-        cls.ensure_free(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "preprocess").mkdir(exist_ok=True)
+        """The folders of a run in a directory this process has claimed."""
+        (path / "preprocess").mkdir(parents=True, exist_ok=True)
         (path / "checkpoints").mkdir(exist_ok=True)
         return cls(path)
 
@@ -94,23 +178,54 @@ class Run:
 
     @property
     def manifest(self) -> dict:
-        return json.loads((self.path / "manifest.json").read_text())
+        path = self.path / "manifest.json"
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(
+                f"'{path}' is damaged ({exc})", "the run cannot be used; train it again"
+            ) from None
+        if not isinstance(manifest, dict) or "recipe" not in manifest:
+            raise UserError(f"'{path}' is not a dlkit manifest (no 'recipe')", "train the run again")
+        return manifest
+
+    @property
+    def complete(self) -> bool:
+        """Training ran to its end (a killed or failing run stays 'running')."""
+        return self.manifest.get("status") == "complete"
 
     @property
     def recipe(self) -> str:
         return self.manifest["recipe"]
 
     def config(self) -> dict:
-        return yaml.safe_load((self.path / "config.yaml").read_text())
+        return self._read(self.path / "config.yaml", yaml.safe_load)
 
     def state(self) -> dict:
-        return json.loads((self.path / "preprocess" / "state.json").read_text())
+        return self._read(self.path / "preprocess" / "state.json", json.loads)
+
+    @staticmethod
+    def _read(path: Path, parse) -> dict:
+        try:
+            value = parse(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            raise UserError(
+                f"'{path}' is damaged ({exc})", "the run cannot be used; train it again"
+            ) from None
+        if not isinstance(value, dict):
+            raise UserError(f"'{path}' is damaged (not a mapping)", "the run cannot be used; train it again")
+        return value
 
     def checkpoint(self, which: str = "best") -> Path:
-        best = self.path / "checkpoints" / f"{which}.safetensors"
-        if which == "best" and not best.exists():
-            return self.path / "checkpoints" / "last.safetensors"
-        return best
+        """The path of `best` or `last`; `best` is the first intact of best and last (checked, warned)."""
+        from dlkit.engine import checkpoint
+
+        folder = self.path / "checkpoints"
+        if which != "best":
+            return folder / f"{which}.safetensors"
+        if self._best is None:
+            self._best = checkpoint.first_intact([folder / "best.safetensors", folder / "last.safetensors"])
+        return self._best
 
     def write_config(self, cfg: dict) -> None:
         atomic_write_text(self.path / "config.yaml", dump_yaml(cfg))
@@ -135,6 +250,7 @@ class Run:
             "device": device,
             "data": data,
             "created": datetime.now().isoformat(timespec="seconds"),
+            "status": "running",
             **extra,
         }
         self.write_json("manifest.json", manifest)
@@ -143,3 +259,10 @@ class Run:
         manifest = self.manifest
         manifest.update(fields)
         self.write_json("manifest.json", manifest)
+
+
+def _owner(claim: Path) -> int:
+    try:
+        return int(claim.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0

@@ -22,12 +22,15 @@ def enabled() -> bool:
     return world_size() > 1
 
 
-def setup() -> None:
+def setup(timeout: float = 1800) -> None:
+    """Join the process group; a collective that waits longer than `timeout` seconds fails the job."""
     if enabled() and not dist.is_initialized():
+        from datetime import timedelta
+
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(local_rank())
-        dist.init_process_group(backend)
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
 
 
 def rank() -> int:
@@ -45,6 +48,26 @@ def is_main() -> bool:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def broadcast(value):
+    """Rank 0's `value` (any picklable object made by dlkit itself) on every process."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def any_true(flag: bool) -> bool:
+    """True on every process when it is True on any: ranks agree on stopping."""
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    if dist.get_backend() == "nccl":
+        value = value.cuda()
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
 
 
 def mean(value: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -186,7 +185,7 @@ def train_epoch(
             _optimizer_step(state, cfg)
             check = _capped(state, train) or math.ceil(seen / accum) % train["val_every"] == 0
         if since % train["log_every"] == 0:
-            total = loss_sum.item()  # the only host sync, every log_every steps
+            total = distributed.mean(loss_sum).item()  # the only host sync; every rank sees the same
             value = (total - logged_sum) / (since - logged_at)
             logged_sum, logged_at = total, since
             _check_finite(value, f"at epoch {state.epoch + 1}, step {state.step}")
@@ -237,9 +236,7 @@ def save_checkpoint(
     last = ckpt_dir / "last.safetensors"
     checkpoint.save(last, state.model, {**meta, "rng": rng_meta}, state.optimizer, rng_tensors)
     if improved:
-        tmp = ckpt_dir / ".best.safetensors.tmp"
-        shutil.copyfile(last, tmp)
-        tmp.replace(ckpt_dir / "best.safetensors")
+        checkpoint.copy(last, ckpt_dir / "best.safetensors")
 
 
 def load_checkpoint(state: TrainState, run_dir: Path) -> int:
@@ -250,7 +247,9 @@ def load_checkpoint(state: TrainState, run_dir: Path) -> int:
         # left by a kill in the middle of a write: ours (.NAME.tmp-PID) and safetensors' own (.tmpXXXXXX)
         for stale in ckpt_dir.glob(".*tmp*"):
             stale.unlink()
-    meta, rest = checkpoint.load_full(ckpt_dir / "last.safetensors", state.model, state.optimizer)
+    # a damaged `last` (a disk fault, not a kill: writes are atomic) falls back to `best`
+    source = checkpoint.first_intact([ckpt_dir / "last.safetensors", ckpt_dir / "best.safetensors"])
+    meta, rest = checkpoint.load_full(source, state.model, state.optimizer)
     state.scheduler.load_state_dict(meta["scheduler"])
     state.stopper.load(meta["early_stopping"])
     if state.scaler is not None and meta.get("scaler"):
@@ -409,4 +408,4 @@ def _check(
     )
     if on_epoch_end is not None:
         on_epoch_end(state.epoch, record)
-    return state.stopper.should_stop(state.step) or _capped(state, train)
+    return distributed.any_true(state.stopper.should_stop(state.step) or _capped(state, train))

@@ -19,7 +19,7 @@ def check(
     cfg = build_config(cls, config_file, list(overrides or []) + ([f"data.path={data}"] if data else []))
     cfg = cls.resolve_config(cfg)
     path = resolve_data_path(cfg["data"]["path"], cls)
-    findings = cls(cfg).check(path)
+    findings = _weights_findings(cfg) + cls(cfg).check(path)
     _print_findings(path, findings)
     return {
         "recipe": recipe_name,
@@ -27,6 +27,22 @@ def check(
         "fatal": sum(f.severity == "fatal" for f in findings),
         "findings": [vars(f) for f in findings],
     }
+
+
+def _weights_findings(cfg: dict) -> list:
+    """model.pretrained is opened and checked here, as train does before making a run folder."""
+    from dlkit.errors import UserError
+    from dlkit.modeling import read_weights
+    from dlkit.recipe import Finding
+
+    path = cfg["model"].get("pretrained")
+    if not path:
+        return []
+    try:
+        tensors = len(read_weights(path))
+    except UserError as exc:
+        return [Finding("pretrained weights", "fatal", exc.message, exc.hint or "")]
+    return [Finding("pretrained weights", "ok", f"'{path}': {tensors} tensors")]
 
 
 def _print_findings(path: Path, findings: list) -> None:

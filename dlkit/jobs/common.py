@@ -40,7 +40,8 @@ def _deep_update(into: dict, new: dict) -> None:
             into[k] = v
 
 
-def _is_inference_key(key: str, allowed: tuple[str, ...]) -> bool:
+def is_key_in(key: str, allowed: tuple[str, ...]) -> bool:
+    """`key` is one of `allowed`, or under one of its sections (entries ending in a dot)."""
     return any(key == a or (a.endswith(".") and key.startswith(a)) for a in allowed)
 
 
@@ -53,7 +54,7 @@ def run_config(cls: type[Recipe], run: Run, overrides: list[str]) -> dict:
         key = item.split("=", 1)[0].strip()
         if "=" in item and key not in known and not any(k.startswith(f"{key}.") for k in known):
             raise unknown_key(key, schema_for(cls))  # a typo gets the closest key, not a refusal
-        if "=" in item and not _is_inference_key(key, allowed):
+        if "=" in item and not is_key_in(key, allowed):
             raise UserError(
                 f"config key '{key}' cannot be changed after training: the model in '{run.path}' was "
                 "fitted with it",

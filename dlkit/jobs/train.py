@@ -7,11 +7,11 @@ from pathlib import Path
 
 from dlkit import console
 from dlkit.errors import UserError
-from dlkit.jobs.common import build_config, prepare_model, resolve_data_path
+from dlkit.jobs.common import build_config, is_key_in, prepare_model, resolve_data_path
 from dlkit.jobs.evaluation import evaluate_loaded
 from dlkit.recipe import Recipe, RecipeData
 from dlkit.registry import get_recipe
-from dlkit.run import Run, default_run_dir, fingerprint
+from dlkit.run import CLAIM, Run, default_run_dir, fingerprint
 
 
 def _latest_run(recipe: str) -> Path:
@@ -97,6 +97,22 @@ def _finish_training(run: Run, recipe: Recipe, data: RecipeData, model) -> None:
         model.to(device)
 
 
+# keys a resume can change: the budget, logging, and where it runs; anything else would be ignored by
+# the restored optimizer, schedule, model or data, so it is refused by name
+RESUMABLE = (
+    "train.epochs",
+    "train.max_steps",
+    "train.patience",
+    "train.log_every",
+    "train.val_every",
+    "grad_monitor.",
+    "device",
+    "data.num_workers",
+    "data.path",
+    "dist.",
+)
+
+
 def train(
     recipe_name: str,
     data: str | None = None,
@@ -106,16 +122,11 @@ def train(
     seed: int | None = None,
     resume: bool = False,
     on_epoch_end: Callable | None = None,
+    force: bool = False,
 ) -> dict | None:
     """Train a recipe into a run directory; the result summary (None on non-zero distributed ranks)."""
-    from dlkit.engine import budget, distributed
-    from dlkit.engine.device import pick_device
-    from dlkit.engine.rng import seed_everything
+    from dlkit.engine import distributed
 
-    distributed.setup()
-    main = distributed.is_main()
-    if not main:
-        console.set_quiet(True)
     cls = get_recipe(recipe_name)
     overrides = list(overrides or [])
     if data is not None:
@@ -124,23 +135,73 @@ def train(
         overrides.append(f"seed={seed}")
     if resume:
         run = Run.open(out or _latest_run(recipe_name))
-        if run.recipe != recipe_name:
-            raise UserError(f"run '{run.path}' was made by recipe '{run.recipe}', not '{recipe_name}'")
-        if not run.checkpoint("last").exists():
-            raise UserError(f"run '{run.path}' has no checkpoint to resume from", "start a new run instead")
-        cfg = build_config(cls, config_file, overrides, base=run.config())
-        state = run.state()
-        run_path = run.path
+        cfg = _resume_config(cls, run, recipe_name, config_file, overrides)
+        if run.complete and cfg["train"]["epochs"] <= run.config()["train"]["epochs"]:
+            console.info(f"run '{run.path}' is complete; raise train.epochs to train it further")
+            return _finished(run)
     else:
         cfg = cls.resolve_config(build_config(cls, config_file, overrides))
-        run_path = out or default_run_dir(recipe_name)
-        if main:  # rank 0 alone owns the directory: another rank may look after rank 0 created it
-            Run.ensure_free(run_path)
-        state = None
+        if cfg["model"]["pretrained"]:  # a bad weights file stops the job before any folder is made
+            from dlkit.modeling import read_weights
+
+            read_weights(cfg["model"]["pretrained"])
+    distributed.setup(cfg["dist"]["timeout"])
+    main = distributed.is_main()
+    if not main:
+        console.set_quiet(True)
+    if resume:
+        run_path = run.path
+        if main:
+            Run.lock(run_path)  # one resume at a time
+    else:  # rank 0 alone claims the folder, before the data load, and tells the others which one
+        run_path = Run.claim(out or default_run_dir(recipe_name), next_free=out is None) if main else None
+        run_path = Path(distributed.broadcast(str(run_path) if main else None))
+    try:
+        result = _train_in(cls, cfg, recipe_name, run_path, resume, force, on_epoch_end)
+    except BaseException:
+        if main and not resume:
+            Run.release(run_path)  # nothing to resume from: leave no half-made run behind
+        elif main:
+            (run_path / CLAIM).unlink(missing_ok=True)
+        raise
+    if main:
+        Run.unlock(run_path)
+    return result
+
+
+def _resume_config(cls, run: Run, recipe_name: str, config_file, overrides: list[str]) -> dict:
+    if run.recipe != recipe_name:
+        raise UserError(f"run '{run.path}' was made by recipe '{run.recipe}', not '{recipe_name}'")
+    if not run.checkpoint("last").exists():
+        raise UserError(f"run '{run.path}' has no checkpoint to resume from", "start a new run instead")
+    if config_file is not None:
+        raise UserError(
+            "--config cannot be combined with --resume", "a resumed run keeps its own config.yaml"
+        )
+    fixed = [o.split("=", 1)[0] for o in overrides if not is_key_in(o.split("=", 1)[0].strip(), RESUMABLE)]
+    if fixed:
+        raise UserError(
+            f"{', '.join(fixed)} cannot change on --resume (the checkpoint fixes the model, optimizer, "
+            "schedule and data)",
+            f"keys a resume can change: {', '.join(RESUMABLE)}; start a new run to change the others",
+        )
+    return build_config(cls, None, overrides, base=run.config())
+
+
+def _train_in(cls, cfg: dict, recipe_name: str, run_path: Path, resume: bool, force: bool, on_epoch_end):
+    from dlkit.engine import budget, distributed
+    from dlkit.engine.device import pick_device
+    from dlkit.engine.rng import seed_everything
+
+    main = distributed.is_main()
+    run = Run(run_path)
     seed_everything(cfg["seed"])
     recipe = cls(cfg)
     data_path = resolve_data_path(cfg["data"]["path"], cls)
-    loaded = recipe.load_data(data_path, state)
+    data_print = fingerprint(data_path) if main else None
+    if resume and main:
+        _check_same_data(run, data_print, force)
+    loaded = recipe.load_data(data_path, run.state() if resume else None)
     for note in loaded.notes:
         console.warn(note)
     steps = budget.steps_per_epoch(
@@ -148,38 +209,56 @@ def train(
     )
     cfg["train"] = budget.resolve(cfg["train"], steps)  # config.yaml keeps the numbers (recipe.cfg is cfg)
     device = pick_device(cfg["device"])
-    if not main:
-        distributed.barrier()  # rank 0 creates the run directory first
-        run = Run(run_path)
-    elif resume:
+    if main:  # one writer: rank 0 of a distributed run, or the only process
         run.write_config(cfg)
-    else:
-        run = Run.create(run_path)
-        run.write_config(cfg)
-        run.write_state(loaded.state)
-        run.write_manifest(
-            recipe_name, cfg, str(device), fingerprint(data_path), world_size=distributed.world_size()
-        )
-    if main:
-        distributed.barrier()
+        if not resume:
+            Run.create(run_path)
+            run.write_state(loaded.state)
+            run.write_manifest(recipe_name, cfg, str(device), data_print, world_size=distributed.world_size())
+    distributed.barrier()
     console.info(
         f"[bold]{recipe_name}[/] -> {run.path}  (device {device}, "
         f"{len(loaded.train)} train / {len(loaded.val)} val / {len(loaded.test)} test; "
         f"{cfg['train']['epochs']} epochs of {steps} steps, validated every {cfg['train']['val_every']})"
     )
+    started = run.manifest.get("train_seconds", 0) if resume and main else 0
     result, report = train_and_evaluate(recipe, loaded, run.path, resume=resume, on_epoch_end=on_epoch_end)
     if report is None:
         return None
+    summary = {
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(started + result.seconds, 2),
+    }
     run.update_manifest(
         epochs_run=result.epochs_run,
         best_epoch=result.best_epoch,
-        train_seconds=round(result.seconds, 2),
+        train_seconds=summary["train_seconds"],
         stopped_early=result.stopped_early,
+        status="complete",
     )
-    return {
-        "run": str(run.path),
-        "epochs": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "train_seconds": round(result.seconds, 2),
-        **report,
+    return {"run": str(run.path), **summary, **report}
+
+
+def _finished(run: Run) -> dict:
+    """The summary of a run that already ran to its end (what its train command returned)."""
+    import json
+
+    m = run.manifest
+    report = json.loads((run.path / "eval.json").read_text()) if (run.path / "eval.json").is_file() else {}
+    summary = {
+        "epochs": m.get("epochs_run"),
+        "best_epoch": m.get("best_epoch"),
+        "train_seconds": m.get("train_seconds"),
     }
+    return {"run": str(run.path), "complete": True, **summary, **report}
+
+
+def _check_same_data(run: Run, now: dict, force: bool) -> None:
+    then = run.manifest.get("data", {})
+    if then.get("sha256") and then["sha256"] != now["sha256"] and not force:
+        raise UserError(
+            f"the data at '{now['path']}' changed since run '{run.path}' started "
+            f"({then.get('files')} -> {now['files']} files)",
+            "resume with the same data, or add --force to continue on the changed data",
+        )
