@@ -120,6 +120,13 @@ class Recipe(ABC):
         Splits come from `dlkit.data.splits` (split columns, files and folders; missing ones assigned).
         """
 
+    def data_config(self, train_size: int) -> dict:
+        """Values for keys left at `auto` that depend on the training-set size (batch size, width...),
+        as nested {section: {key: value}}. A new training run applies them after `load_data` and
+        before planning its steps and writing config.yaml, so the numbers a run used are on record.
+        `self.cfg` still holds "auto" for them here. Default: nothing to size."""
+        return {}
+
     def setup(self, state: dict, fresh: bool) -> None:  # noqa: B027
         """Build what depends on the fitted state (loss with class weights, tokenizer, pad id...).
 

@@ -16,6 +16,7 @@ from dlkit.data.cleaning import (
     conflicting_labels,
     drop_exact_duplicates,
     drop_missing_labels,
+    duplicate_groups,
 )
 from dlkit.data.column_kinds import column_types
 from dlkit.data.features import Report
@@ -149,6 +150,19 @@ def test_exact_duplicates_are_removed_and_conflicting_labels_counted():
     assert removed == 3 and len(deduped) == len(frame) - 3
     features = [c for c in frame.columns if c != "label"]
     assert conflicting_labels(deduped, "label", features) == 4  # two pairs disagree
+
+
+def test_identical_rows_are_kept_by_default_and_grouped():
+    assert options()["drop_duplicates"] is False  # repeated discrete rows are real observations
+    frame = table().drop(columns=["row_id", "label"])
+    assert duplicate_groups(frame, np.ones(len(frame), dtype=bool)) is None  # nothing to group
+    frame = pd.concat([frame, frame.iloc[[5, 5, 9]]], ignore_index=True)
+    pool = np.ones(len(frame), dtype=bool)
+    groups = duplicate_groups(frame, pool)
+    assert groups[5] == groups[-2] == groups[-3] and groups[9] == groups[-1] and groups[5] != groups[9]
+    assert len(set(groups.tolist())) == len(frame) - 3
+    pool[-3:] = False  # only the rows to be split count
+    assert duplicate_groups(frame, pool) is None
 
 
 @pytest.mark.parametrize("method", ["iqr", "zscore", "none"])

@@ -146,7 +146,8 @@ def duplicates(frame: pd.DataFrame) -> list[Finding]:
             "duplicates",
             "warning",
             f"{repeated} exact duplicate row(s) ({repeated / len(frame):.1%})",
-            "removed before splitting (clean.drop_duplicates)",
+            "kept as repeated observations, each group of identical rows in one split; "
+            "clean.drop_duplicates=true removes them instead",
         )
     ]
 

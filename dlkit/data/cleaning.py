@@ -1,7 +1,9 @@
 """The shared cleaning stage for tables: rows first, then a column pipeline fitted on train only.
 
-Rows: rows with a missing label are dropped and counted, exact duplicate rows removed, duplicates
-whose label disagrees reported. Columns: each is typed (numeric, categorical, boolean, datetime,
+Rows: rows with a missing label are dropped and counted; exact duplicate rows are kept by default (with
+discrete features they are real repeated observations) but grouped so that identical rows never straddle
+train and test (`duplicate_groups`), or removed (`clean.drop_duplicates`); duplicates whose label
+disagrees are reported. Columns: each is typed (numeric, categorical, boolean, datetime,
 free text, id-like, constant; `clean.types` overrides), id-like and constant ones dropped with a
 note, and the rest turned into model features by the steps in `dlkit.data.features`, every
 statistic (fill values, clip bounds, categories, scalers) learnt from the training split.
@@ -63,7 +65,11 @@ CLEAN_OPTIONS = {
     "id_unique_fraction": opt(
         0.95, "text columns with at least this share of distinct values are id-like and dropped"
     ),
-    "drop_duplicates": opt(True, "remove exact duplicate rows before splitting"),
+    "drop_duplicates": opt(
+        False,
+        "remove exact duplicate rows before splitting (false: keep them, as real repeated observations, "
+        "with every group of rows with identical features inside one split)",
+    ),
 }
 
 
@@ -81,6 +87,14 @@ def row_hashes(frame: pd.DataFrame) -> np.ndarray:
 def duplicate_rows(frame: pd.DataFrame) -> np.ndarray:
     """True for each row identical (every column, label included) to an earlier one."""
     return pd.Series(row_hashes(frame)).duplicated().to_numpy()
+
+
+def duplicate_groups(frame: pd.DataFrame, pool: np.ndarray) -> np.ndarray | None:
+    """A group key per row, equal for rows with identical values (pass the feature columns), for a split
+    that keeps each group in one split; None when no two rows of `pool` (a mask: the rows to be split)
+    are identical, so there is nothing to group."""
+    keys = row_hashes(frame)
+    return keys if pd.Series(keys[pool]).duplicated().any() else None
 
 
 def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:

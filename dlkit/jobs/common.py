@@ -28,14 +28,14 @@ def build_config(
     schema = schema_for(cls)
     merged: dict = {}
     for layer in (base or {}, load_yaml(config_file) if config_file else {}):
-        _deep_update(merged, layer)
+        deep_update(merged, layer)
     return resolve(schema, merged, parse_overrides(overrides))
 
 
-def _deep_update(into: dict, new: dict) -> None:
+def deep_update(into: dict, new: dict) -> None:
     for k, v in new.items():
         if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _deep_update(into[k], v)
+            deep_update(into[k], v)
         else:
             into[k] = v
 

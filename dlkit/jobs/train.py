@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dlkit import console
 from dlkit.errors import UserError
-from dlkit.jobs.common import build_config, is_key_in, prepare_model, resolve_data_path
+from dlkit.jobs.common import build_config, deep_update, is_key_in, prepare_model, resolve_data_path
 from dlkit.jobs.evaluation import evaluate_loaded
 from dlkit.recipe import Recipe, RecipeData
 from dlkit.registry import get_recipe
@@ -204,6 +204,8 @@ def _train_in(cls, cfg: dict, recipe_name: str, run_path: Path, resume: bool, fo
     loaded = recipe.load_data(data_path, run.state() if resume else None)
     for note in loaded.notes:
         console.warn(note)
+    if not resume:  # recipe.cfg is cfg: sizes the recipe chose from the data land in config.yaml
+        deep_update(cfg, recipe.data_config(len(loaded.train)))
     steps = budget.steps_per_epoch(
         len(loaded.train), cfg["data"]["batch_size"], cfg["train"]["grad_accum"], distributed.world_size()
     )

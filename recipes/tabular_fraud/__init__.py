@@ -5,12 +5,13 @@ training split only and saved as JSON. Fraud is rare, so the loss up-weights fra
 sqrt(legit/fraud) by default (or samples it more often, or uses focal loss), the monitored metric is
 the area under the precision-recall curve, and the decision threshold is chosen afterwards on the
 validation split (best F1, or a target precision or recall) and used by `predict` (`predict.threshold`
-overrides it). Baselines: `prevalence` (every row alike, all flagged) and `logistic_regression` on the
-same features, with its own threshold chosen the same way.
+overrides it). Baselines: `prevalence` (every row alike, all flagged), `logistic_regression` and
+`gradient_boosting` on the same features, each with its own threshold chosen the same way. The batch
+size and the MLP's width follow the training rows (`auto`), so a few hundred rows are not overfitted.
 
 Files: data.py (reading and splitting), model.py, metrics.py (torchmetrics), threshold.py (choosing the
-threshold; putting a baseline's on the model's), baselines.py, predict.py (streamed inputs and records),
-checks.py (`dlkit check`), recipe.py.
+threshold; putting a baseline's on the model's), baselines.py, trees.py (boosted trees as JSON arrays),
+predict.py (streamed inputs and records), checks.py (`dlkit check`), recipe.py.
 """
 
 from dlkit_recipes.tabular_fraud.recipe import TabularFraud

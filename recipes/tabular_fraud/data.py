@@ -1,7 +1,8 @@
 """Reading labelled tables and splitting them: one table (with an optional split column), split files
 (train.csv, valid.parquet, test.csv) or split folders (train/, val/, test/ holding one table or several
-parts). Rows without a label are dropped, exact duplicates among the rows that train are removed, and
-a missing val or test split is carved out of train, stratified by the label."""
+parts). Rows without a label are dropped, and a missing val or test split is carved out of train,
+stratified by the label, with rows of identical features kept together in one split (or exact duplicates
+removed first: clean.drop_duplicates)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from dlkit.data.cleaning import Features, binary_target, drop_missing_labels, duplicate_rows
+from dlkit.data.cleaning import (
+    Features,
+    binary_target,
+    drop_missing_labels,
+    duplicate_groups,
+    duplicate_rows,
+)
 from dlkit.data.features import Report, category_strings
 from dlkit.data.splits import assign_splits, indices, parse_split_column, split_dirs, split_files
 from dlkit.data.tables import FORMATS, read_table, require_columns
@@ -143,8 +150,10 @@ def split_rows(
 ) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Rows per split, and [negative, positive] label names (found in the rows that train unless given).
 
-    Exact duplicates among the rows that train or are carved into val/test are removed first (the split
-    column aside), so no row is both trained on and tested; the user's own val/test rows stay as given.
+    Among the rows that train or are carved into val/test (the user's own val/test rows stay as given),
+    rows with identical features are real repeated observations when features are discrete: they are
+    kept, and each group of them goes to one split, so no row is both trained on and tested. With
+    `clean.drop_duplicates` exact duplicates (the split column aside) are removed first.
     """
     d = cfg["data"]
     pool = np.array([g in (None, "train") for g in given], dtype=bool)
@@ -161,7 +170,14 @@ def split_rows(
         rows = "the training rows" if any(g is not None for g in given) else where
         classes = binary_target(frame.loc[pool, d["label"]], d["positive"], rows)[1]
     labels = category_strings(frame[d["label"]]).tolist()
-    assigned = assign_splits(given, d["val_fraction"], d["test_fraction"], cfg["seed"], labels=labels)
+    features = [c for c in frame.columns if c not in (d["label"], d["split_column"])]
+    groups = duplicate_groups(frame[features], pool)
+    if groups is not None:
+        repeats = int(pd.Series(groups[pool]).duplicated().sum())
+        report.add("rows with identical features kept, each group in one split", "features", repeats, where)
+    assigned = assign_splits(
+        given, d["val_fraction"], d["test_fraction"], cfg["seed"], labels=labels, groups=groups
+    )
     return {s: frame.iloc[idx] for s, idx in indices(assigned).items()}, classes
 
 

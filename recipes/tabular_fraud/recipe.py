@@ -28,6 +28,11 @@ from dlkit.recipe import Finding, Recipe, RecipeData
 LOSSES = ("cross_entropy", "focal")
 
 
+def power_of_two(value: float, low: int, high: int) -> int:
+    """The power of two nearest `value` (on a log scale), kept within [low, high]."""
+    return int(min(high, max(low, 2 ** round(math.log2(max(value, 1))))))
+
+
 class TabularFraud(Recipe):
     name = "tabular-fraud"
     task = "binary classification of table rows (fraud detection)"
@@ -43,7 +48,12 @@ class TabularFraud(Recipe):
     def config(cls) -> dict:
         return {
             "data": {
-                "batch_size": 256,
+                "batch_size": opt(
+                    "auto",
+                    "rows per step; auto = training rows / 16 as a power of two, 32 to 256",
+                    type=int,
+                    auto=True,
+                ),
                 "label": opt("is_fraud", "label column; two values (fraud or not)"),
                 "positive": opt(
                     None, "label value meaning fraud (null: 1/true/yes/fraud, else the rarer value)", type=str
@@ -60,7 +70,12 @@ class TabularFraud(Recipe):
                 "name": opt("mlp", "model architecture", ["mlp"]),
                 "dropout": 0.1,
                 "depth": opt(2, "hidden layers of the MLP"),
-                "width": opt(128, "units per hidden layer"),
+                "width": opt(
+                    "auto",
+                    "units per hidden layer; auto = sqrt(training rows) as a power of two, 16 to 128",
+                    type=int,
+                    auto=True,
+                ),
                 "batch_norm": opt(True, "batch normalisation after each hidden linear layer"),
                 "embedding_dim": opt(
                     0,
@@ -100,7 +115,7 @@ class TabularFraud(Recipe):
                     type=float,
                 ),
             },
-            "train": {"epochs": 20, "warmup": 0.05},
+            "train": {"warmup": 0.05},
         }
 
     def __init__(self, cfg: dict):
@@ -150,6 +165,18 @@ class TabularFraud(Recipe):
             weights = torch.where(sets["train"].labels == 1, state["pos_weight"], 1.0).tolist()
         return RecipeData(sets.get("train"), sets.get("val"), sets.get("test"), state, notes, weights)
 
+    def data_config(self, train_size: int) -> dict:
+        """`auto` batch size and width from the training rows. A few hundred rows get batches of 32
+        (enough steps per epoch) and 16 units (an MLP as wide as 128 overfits them where logistic
+        regression does not); a sample-sized table or larger gets 256 rows and 128 units, as before."""
+        d, m = self.cfg["data"], self.cfg["model"]
+        sized: dict = {"data": {}, "model": {}}
+        if d["batch_size"] == "auto":
+            sized["data"]["batch_size"] = power_of_two(train_size / 16, 32, 256)
+        if m["width"] == "auto":
+            sized["model"]["width"] = power_of_two(math.sqrt(train_size), 16, 128)
+        return sized
+
     def _conflicts(self, groups: dict, pipeline: CleaningPipeline, report: Report) -> list[str]:
         frame = pd.concat(groups.values())
         count = conflicting_labels(frame, self.cfg["data"]["label"], pipeline.input_columns)
@@ -182,9 +209,7 @@ class TabularFraud(Recipe):
             "dropped_columns": dropped,
             "features": pipeline.feature_names,
             "cleaning_report": report.entries,
-            "logistic_regression": base.fit_logreg(
-                sets["train"], sets["val"], pipeline.cardinalities, self._rule()
-            ),
+            **base.fit_baselines(sets["train"], sets["val"], pipeline.cardinalities, self._rule()),
         }
 
     def _rule(self) -> dict:
@@ -241,7 +266,8 @@ class TabularFraud(Recipe):
 
     # --- baselines and details -----------------------------------------------------------------------
     def baselines(self, data: RecipeData) -> dict:
-        """`prevalence` (trivial) and `logistic_regression` on the same features (fitted into the state)."""
+        """`prevalence` (trivial), `logistic_regression` and `gradient_boosting` on the same features
+        (fitted into the state)."""
         cardinalities = CleaningPipeline.from_state(data.state["pipeline"]).cardinalities
         return base.predictors(data.state, cardinalities, self._threshold(data.state))
 
@@ -252,7 +278,7 @@ class TabularFraud(Recipe):
             "thresholds": {
                 "model": self._threshold(state),
                 "prevalence": 0.0,
-                "logistic_regression": state["logistic_regression"]["threshold"],
+                **{name: state[name]["threshold"] for name in base.FITTED if name in state},
             },
             "threshold_source": "predict.threshold" if override else "chosen on validation",
             "threshold_choice": state.get("threshold_choice"),
