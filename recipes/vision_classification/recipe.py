@@ -2,8 +2,8 @@
 
 Images are decoded once, resized (shorter side) and centre-cropped to `data.image_size`, and kept
 in memory as uint8 when they fit (`data.cache`), so an epoch costs augmentation and compute only.
-Normalisation statistics, the label map, the class prior and the HOG logistic-regression baseline
-are fitted on the training split and saved in the run's state.
+Normalisation statistics, the label map, the class prior and the logistic-regression baselines (on
+pixels and on HOG features) are fitted on the training split and saved in the run's state.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from dlkit.data.splits import ALIAS_TEXT, SPLITS, assign_splits, indices
 from dlkit.errors import UserError
 from dlkit.recipe import Baseline, Finding, Recipe, RecipeData
 
-from .baselines import fit_hog_logreg, hog_logreg_predictor, majority_predictor
+from .baselines import fit_hog_logreg, fit_pixel_logreg, logreg_predictor, majority_predictor
 from .data import ImageSet, Item, auto_image_size, gather, normalisation, read_images, transform
 
 LOSSES = ("cross_entropy", "focal", "kl_div")
+LOGREGS = ("pixel_logreg", "hog_logreg")  # fitted into the state by load_data
 
 
 class VisionClassification(Recipe):
@@ -53,10 +54,15 @@ class VisionClassification(Recipe):
                 "channels": opt(3, "3 for colour, 1 for greyscale", [1, 3]),
                 "augment": opt(
                     "light",
-                    "augmentation preset: light = random crop + flip; strong adds TrivialAugment and erasing",
+                    "augmentation preset: light = random crop (+ flip when data.hflip); strong adds "
+                    "TrivialAugment and erasing",
                     ["none", "light", "strong"],
                 ),
-                "hflip": opt(True, "random horizontal flips in light/strong augmentation"),
+                "hflip": opt(
+                    False,
+                    "random horizontal flips in light/strong augmentation: turn on for photos, whose "
+                    "meaning survives a mirror (digits, letters and text do not)",
+                ),
                 "cache": opt(True, "decode images once and keep them in memory (turn off for huge sets)"),
                 "max_bad_fraction": opt(
                     0.05, "share of unreadable images skipped with a warning before failing"
@@ -67,7 +73,7 @@ class VisionClassification(Recipe):
                 "name": opt("cross_entropy", "training loss", list(LOSSES)),
                 "label_smoothing": 0.1,
             },
-            "train": {"epochs": 15, "lr": 5e-3, "warmup": 0.05, "grad_clip": None},
+            "train": {"lr": 5e-3, "warmup": 0.05, "grad_clip": None},
         }
 
     def __init__(self, cfg: dict):
@@ -143,7 +149,8 @@ class VisionClassification(Recipe):
             state["class_counts"] = torch.bincount(
                 torch.tensor(train.labels, dtype=torch.long), minlength=len(state["classes"])
             ).tolist()
-            state["hog_logreg"] = fit_hog_logreg(train, decoded.get("val"), state, self.cfg["seed"])
+            for name, fit in (("pixel_logreg", fit_pixel_logreg), ("hog_logreg", fit_hog_logreg)):
+                state[name] = fit(train, decoded.get("val"), state, self.cfg["seed"])
         sets = {s: ImageSet(v, transform(state, d, train=s == "train")) for s, v in decoded.items()}
         return RecipeData(
             sets.get("train"), sets.get("val"), sets.get("test"), state, notes=[note] if note else []
@@ -195,17 +202,18 @@ class VisionClassification(Recipe):
 
     # --- baselines and details ---------------------------------------------------------------
     def baselines(self, data: RecipeData) -> dict[str, Baseline]:
-        """The training prior (majority class) and logistic regression on HOG features, from state."""
+        """The training prior (majority class) and logistic regression on pixels and on HOG features."""
         state = data.state
         out: dict[str, Baseline] = {}
         if "class_counts" in state:
             out["majority_class"] = majority_predictor(state["class_counts"])
-        if "hog_logreg" in state:
-            out["hog_logreg"] = hog_logreg_predictor(state["hog_logreg"])
+        for name in LOGREGS:
+            if name in state:
+                out[name] = logreg_predictor(state[name])
         return out
 
     def eval_details(self, data: RecipeData, metrics: dict, baselines: dict[str, dict]) -> dict:
-        """Per-class precision/recall/F1 of the model, the majority class, how hog_logreg was fitted."""
+        """Per-class precision/recall/F1 of the model, the majority class, how the logregs were fitted."""
         state = data.state
         classes = state["classes"]
         cm = metrics["confusion_matrix"].compute().double()  # rows: true class, columns: predicted
@@ -228,9 +236,10 @@ class VisionClassification(Recipe):
             details["majority_class"] = classes[
                 max(range(len(classes)), key=state["class_counts"].__getitem__)
             ]
-        if "hog_logreg" in state:
-            fitted = state["hog_logreg"]
-            details["hog_logreg"] = {k: fitted[k] for k in ("features", "C", "train_images", "val_accuracy")}
+        for name in LOGREGS:
+            if name in state:
+                fitted = state[name]
+                details[name] = {k: fitted[k] for k in ("features", "C", "train_images", "val_accuracy")}
         return details
 
     # --- predict ---------------------------------------------------------------------------
