@@ -17,6 +17,7 @@ from conftest import ROOT, expect_user_error, train_ok
 from dlkit_recipes.finance_forecasting import data as fd
 from dlkit_recipes.finance_forecasting import series as ts
 from dlkit_recipes.finance_forecasting.baselines import seasonal_trend
+from dlkit_recipes.finance_forecasting.holt_winters import holt_winters
 from dlkit_recipes.finance_forecasting.metrics import forecast_metrics
 
 from dlkit.jobs import build_config
@@ -57,6 +58,17 @@ def monthly_seasonal(path: Path, series: int = 4, months: int = 240, seed: int =
     return _write(path, pd.concat(frames))
 
 
+def wandering_seasonal(path: Path, months: int = 180, seed: int = 3) -> Path:
+    """A random-walk level (with drift) under a yearly cycle: exponential smoothing's home ground, where
+    a fixed trend line fitted to a window misses the level's wandering."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(months)
+    level = 100 + np.cumsum(rng.normal(0.3, 1.0, months))
+    y = level + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.5, months)
+    dates = pd.date_range("2000-01-01", periods=months, freq="MS").strftime("%Y-%m-%d")
+    return _write(path, pd.DataFrame({"month": dates, "value": y.round(3)}))
+
+
 def random_walk(path: Path, n: int = 900, seed: int = 1) -> Path:
     rng = np.random.default_rng(seed)
     y = 100 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
@@ -78,7 +90,7 @@ def _prices(*tickers: str) -> pd.DataFrame:
     return prices[prices["ticker"].isin(tickers)] if tickers else prices
 
 
-BASELINES = {"naive", "seasonal_naive", "drift", "seasonal_trend"}
+BASELINES = {"naive", "seasonal_naive", "drift", "seasonal_trend", "holt_winters"}
 
 
 # --- stages -----------------------------------------------------------------------------------------
@@ -185,11 +197,39 @@ def test_seasonal_trend_baseline_extrapolates_trend_and_season_exactly():
     )
 
 
+def test_holt_winters_refits_on_the_past_of_each_origin_only():
+    """With a fit at every origin it is statsmodels' own Holt-Winters (additive trend and season) fitted on
+    the history before that origin; the values from the origin on never change a forecast; a history
+    shorter than two seasons, or a flat one, still gets a finite forecast."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+    rng = np.random.default_rng(0)
+    t = np.arange(150.0)
+    y = 50 + 0.2 * t + 5 * np.sin(2 * np.pi * t / 12) + np.cumsum(rng.normal(0, 0.5, 150))
+    origins = [120, 130, 140]
+    forecast = holt_winters(y, origins, 6, 12, fits=3)
+    for row, origin in zip(forecast, origins, strict=True):
+        model = ExponentialSmoothing(
+            y[:origin], trend="add", seasonal="add", seasonal_periods=12, initialization_method="estimated"
+        )
+        assert np.allclose(row, model.fit().forecast(6), atol=1e-6)
+    poisoned = y.copy()
+    poisoned[120:] = 1e6  # only the first origin's history is left intact
+    assert np.allclose(holt_winters(poisoned, [120], 6, 12, fits=1), forecast[:1])
+    # fewer fits than origins: the last estimate runs forward over the newer values, still past-only
+    sparse = holt_winters(y, list(range(100, 140)), 6, 12, fits=4)
+    assert sparse.shape == (40, 6) and np.isfinite(sparse).all()
+    assert np.allclose(holt_winters(y[:139], list(range(100, 140)), 6, 12, fits=4), sparse)
+    assert np.isfinite(holt_winters(y[:30], [20], 6, 12, fits=1)).all()  # under two seasons: no season
+    assert np.allclose(holt_winters(np.full(40, 7.0), [30], 6, 12, fits=1), 7.0)
+
+
 # --- honesty ------------------------------------------------------------------------------------------
 def test_seasonal_series_model_beats_naive(cli, tmp_path):
     """Trend + season + noise: the model beats naive and seasonal naive by far, significantly. The series is
-    exactly what the seasonal-trend fit assumes, so that classical rival is the one to beat, and the verdict
-    follows its significance test, whichever way it goes."""
+    exactly what the seasonal-trend fit and Holt-Winters assume, so one of those classical rivals is the one
+    to beat, and the verdict follows its significance test, whichever way it goes. With model.base=auto the
+    net would start from the seasonal-trend forecast, which beats the last value on validation."""
     data = monthly_seasonal(tmp_path / "monthly.csv")
     res = cli("train", "finance-forecasting", "--data", data, "--out", tmp_path / "run", "--json")
     assert res.code == 0, res.err
@@ -201,11 +241,15 @@ def test_seasonal_series_model_beats_naive(cli, tmp_path):
     tests = result["details"]["diebold_mariano"]
     assert tests["naive"]["beats"] is True and tests["seasonal_naive"]["beats"] is True
     strongest = result["strongest_baseline"]
-    assert strongest == min(baselines, key=lambda n: baselines[n]["mase"]) == "seasonal_trend"
+    assert strongest == min(baselines, key=lambda n: baselines[n]["mase"])
+    assert strongest in ("seasonal_trend", "holt_winters")  # the two classical fits of trend + season
     assert result["beats_baseline"] is tests[strongest]["beats"]
     assert result["details"]["verdict"].startswith("the model")
     state = json.loads((tmp_path / "run" / "preprocess" / "state.json").read_text())
     assert (state["frequency"], state["season"], state["horizon"], state["lookback"]) == ("MS", 12, 12, 36)
+    assert state["base"] == "naive"  # the default: the net learns the whole change
+    auto = _recipe("model.base=auto").load_data(data).state  # the seasonal-trend fit wins on validation
+    assert auto["base"] == "seasonal_trend" and auto["baseline_window"] == state["baseline_window"]
 
 
 def test_random_walk_is_reported_as_not_beating_naive(cli, tmp_path):
@@ -223,6 +267,27 @@ def test_random_walk_is_reported_as_not_beating_naive(cli, tmp_path):
     assert naive["pvalue"] >= 0.05 or report["metrics"]["mase"] >= report["baselines"]["naive"]["mase"]
 
 
+def test_holt_winters_is_scored_and_named_strongest_when_it_wins(cli, tmp_path):
+    """On a wandering level under a stable cycle, Holt-Winters beats every other baseline; a barely trained
+    net that starts from the last value loses to it, and eval.json and the console name it."""
+    data = wandering_seasonal(tmp_path / "wander.csv")
+    args = ["--data", data, "--out", tmp_path / "run", "train.epochs=1", "model.base=naive"]
+    res = cli("train", "finance-forecasting", *args)
+    assert res.code == 0, res.err
+    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    baselines = result["baselines"]
+    assert set(baselines) == BASELINES
+    assert result["strongest_baseline"] == "holt_winters"
+    assert baselines["holt_winters"]["mase"] < min(
+        m["mase"] for n, m in baselines.items() if n != "holt_winters"
+    )
+    assert result["beats_baseline"] is False and "holt_winters" in res.err
+    assert "holt_winters" in result["details"]["verdict"]
+    state = json.loads((tmp_path / "run" / "preprocess" / "state.json").read_text())
+    assert state["base"] == "naive"  # as configured
+    json.dumps(state)  # nothing but JSON in the state
+
+
 def test_a_planted_leak_cannot_reach_training(tmp_path):
     """Poison every value after the training part (with a gap right at the boundary, to tempt interpolation):
     training windows, scalers, MASE scales and the detected season must not change at all."""
@@ -238,8 +303,11 @@ def test_a_planted_leak_cannot_reach_training(tmp_path):
         after = (poisoned["series"] == name) & (poisoned["month"] > info["train"][1])
         poisoned.loc[after, "value"] = 1e6  # ...and absurd values right after it
         frame = frame[~(rows & boundary)]
-    clean = _recipe("data.fill=interpolate").load_data(_write(tmp_path / "clean.csv", frame))
-    leaky = _recipe("data.fill=interpolate").load_data(_write(tmp_path / "poisoned.csv", poisoned))
+    # the net's starting forecast (model.base=auto) is chosen on validation, as the best epoch is: pinned
+    # here, so the windows built from the training part alone are compared
+    pinned = ("data.fill=interpolate", "model.base=naive")
+    clean = _recipe(*pinned).load_data(_write(tmp_path / "clean.csv", frame))
+    leaky = _recipe(*pinned).load_data(_write(tmp_path / "poisoned.csv", poisoned))
 
     def encodings(state):
         return {
@@ -379,6 +447,7 @@ def test_backtest_predict_and_evaluate_end_to_end(cli, tmp_path, monkeypatch):
     again = json.loads(res.out)
     assert again["metrics"]["mase"] == pytest.approx(result["metrics"]["mase"])
     assert again["baselines"]["seasonal_trend"] == pytest.approx(result["baselines"]["seasonal_trend"])
+    assert again["baselines"]["holt_winters"] == pytest.approx(result["baselines"]["holt_winters"])
 
     history = _write(tmp_path / "history.csv", _prices("ACME").tail(80))
     cwd = tmp_path / "cwd"

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from dlkit_recipes.finance_forecasting import data as fd
 from dlkit_recipes.finance_forecasting import series as ts
-from dlkit_recipes.finance_forecasting.baselines import choose_fit_window
 
 from dlkit import console
 from dlkit.errors import UserError
@@ -70,8 +69,8 @@ def walk_forward(recipe: FinanceForecasting, raw: Raw, bounds: dict, state: dict
             "series": {s.name: fd.describe_series(s, cuts[s.name], season, spec.transform) for s in series},
         }
         fold_state.pop("backtest", None)
+        fd.choose_base(series, fold_state, cuts, recipe.cfg["model"]["base"])
         train, val, test = fd.split_sets(series, fold_state, cuts)
-        fold_state["baseline_window"] = choose_fit_window(val, fold_state)
         cfg = copy.deepcopy(recipe.cfg)
         cfg["backtest"]["folds"] = 0
         cfg["seed"] = recipe.cfg["seed"] + fold

@@ -4,10 +4,12 @@ model really beats the strongest of them.
 - naive: the last observed value (a random walk's best forecast);
 - seasonal_naive: the last season repeated (only when a season was detected and every window has one);
 - drift: the last value plus the average change since the series began;
-- seasonal_trend: the strong classical one, a least-squares fit of level + linear trend + additive
-  season (Fourier terms) to each window's recent past, extrapolated. Like Holt-Winters re-fitted at each
-  origin, it only ever sees values before the origin, and it needs nothing fitted on the training data,
-  so `dlkit evaluate` rebuilds it from the data alone.
+- seasonal_trend: a least-squares fit of level + linear trend + additive season (Fourier terms) to each
+  window's recent past, extrapolated;
+- holt_winters: the strong classical one, exponential smoothing with additive trend and season
+  (statsmodels) re-fitted at the origins (`holt_winters.py`).
+The last two only ever see values before each origin and need nothing fitted on the training data, so
+`dlkit evaluate` rebuilds them from the data alone.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import math
 
 import numpy as np
 import torch
+from dlkit_recipes.finance_forecasting.holt_winters import fits_per_series, holt_winters
+from dlkit_recipes.finance_forecasting.trend_season import fit_window, seasonal_trend
 from dlkit_recipes.finance_forecasting.windows import WindowSet, pack_target
-
-HARMONICS = 6  # at most this many sine/cosine pairs for the season (a 12-month season needs all 6)
 
 
 def baseline_forecasts(
-    y: np.ndarray, origins: list[int], horizon: int, season: int, fit_window: int
+    y: np.ndarray, origins: list[int], horizon: int, season: int, fit_window: int, fits: int
 ) -> dict[str, np.ndarray]:
     """Every baseline's forecasts (N, H) for one series at the given origins (first forecast steps).
 
@@ -37,64 +39,8 @@ def baseline_forecasts(
     slope = np.where(t > 1, (last - y[0]) / np.maximum(t - 1, 1), 0.0)
     out["drift"] = last[:, None] + slope[:, None] * (h + 1)
     out["seasonal_trend"] = seasonal_trend(y, t, horizon, season, fit_window)
+    out["holt_winters"] = holt_winters(y, origins, horizon, season, fits)
     return out
-
-
-def _design(steps: np.ndarray, season: int) -> np.ndarray:
-    """Columns: level, linear trend and the season's sine/cosine pairs (none without a season)."""
-    columns = [np.ones(len(steps)), steps / max(1, len(steps))]
-    for k in range(1, min(HARMONICS, season // 2) + 1):
-        angle = 2 * np.pi * k * steps / season
-        columns += [np.sin(angle), np.cos(angle)]
-    return np.stack(columns, 1)
-
-
-def seasonal_trend(y: np.ndarray, t: np.ndarray, horizon: int, season: int, fit_window: int) -> np.ndarray:
-    """Level + linear trend + additive season fitted by least squares to the last `fit_window` values before
-    each origin (fewer where the series is shorter), extrapolated `horizon` steps.
-
-    The terms are written in time relative to the window, which spans the same functions as absolute
-    time, so one pseudo-inverse serves every window of the same length.
-    """
-    out = np.empty((len(t), horizon))
-    widths = np.minimum(fit_window, t)
-    for width in np.unique(widths):
-        rows = np.flatnonzero(widths == width)
-        steps = np.arange(width + horizon, dtype=float)
-        design = _design(steps, season)
-        solve = np.linalg.pinv(design[:width])  # (terms, width), minimum norm when short
-        past = y[(t[rows] - width)[:, None] + np.arange(width)]
-        out[rows] = past @ solve.T @ design[width:].T
-    return out
-
-
-def fit_window(state: dict) -> int:
-    """How much recent past the seasonal-trend fit sees (chosen on validation by `choose_fit_window`)."""
-    return state.get("baseline_window") or state["lookback"] + 1
-
-
-def choose_fit_window(val: WindowSet, state: dict) -> int:
-    """The seasonal-trend fit's window with the lowest MASE on the validation windows: 1, 2, 4 or 8 times the
-    model's lookback (+ 1), or three seasons. Tuned like the model is, so the baseline is a fair rival."""
-    unit = state["lookback"] + 1
-    candidates = sorted(
-        {unit * m for m in (1, 2, 4, 8)} | ({3 * state["season"]} if state["season"] > 1 else set())
-    )
-    by_series: dict[int, list[int]] = {}
-    for k, t in val.origins:
-        by_series.setdefault(k, []).append(t)
-    if not by_series:
-        return unit
-    scores = []
-    for width in candidates:
-        errors = []
-        for k, origins in by_series.items():
-            y, t = val.series[k].y, np.asarray(origins)
-            truth = y[t[:, None] + np.arange(state["horizon"])]
-            forecast = seasonal_trend(y, t, state["horizon"], state["season"], width)
-            errors.append(np.abs(truth - forecast).mean(1) / val.encodings[k]["mase_scale"])
-        scores.append(float(np.concatenate(errors).mean()))
-    return candidates[int(np.argmin(scores))]
 
 
 def baseline_tables(windows: WindowSet, state: dict) -> dict[str, dict[str, np.ndarray]]:
@@ -105,10 +51,11 @@ def baseline_tables(windows: WindowSet, state: dict) -> dict[str, dict[str, np.n
         by_series.setdefault(k, []).append(i)
     tables: dict[str, dict[str, np.ndarray]] = {}
     counts: dict[str, int] = {}
+    fits = fits_per_series(len(by_series), state["season"])
     for k, items in by_series.items():
         origins = [windows.origins[i][1] for i in items]
         forecasts = baseline_forecasts(
-            windows.series[k].y, origins, state["horizon"], state["season"], fit_window(state)
+            windows.series[k].y, origins, state["horizon"], state["season"], fit_window(state), fits
         )
         for name, values in forecasts.items():
             table = tables.setdefault(name, {})

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from dlkit_recipes.finance_forecasting import series as ts
-from dlkit_recipes.finance_forecasting.baselines import choose_fit_window
 from dlkit_recipes.finance_forecasting.reading import Raw
+from dlkit_recipes.finance_forecasting.trend_season import choose, fit_window
 from dlkit_recipes.finance_forecasting.windows import (
     Series,
     WindowSet,
@@ -173,8 +173,9 @@ def describe_series(s: Series, bounds: list[int], season: int, transform: str) -
     return {**fit_encoding(s, bounds[0], transform, season), "points": len(s.y), **parts}
 
 
-def plan(raw: Raw, d: dict, quantiles: bool, notes: list[str]) -> tuple[dict, list[Series], dict]:
-    """Fit everything on the training parts: horizon, season, lookback, per-series scaling."""
+def plan(raw: Raw, d: dict, quantiles: bool, base: str, notes: list[str]) -> tuple[dict, list[Series], dict]:
+    """Fit everything on the training parts: horizon, season, lookback, per-series scaling; then the
+    seasonal-trend fit window and the net's starting forecast on validation."""
     horizon = d["horizon"] or ts.default_horizon(raw.freq)
     bounds = all_bounds(raw, d, horizon, notes)
     drop_short(raw, bounds, d, d["lookback"] or horizon, horizon, notes)  # the shortest lookback allowed
@@ -193,13 +194,29 @@ def plan(raw: Raw, d: dict, quantiles: bool, notes: list[str]) -> tuple[dict, li
         "quantiles": list(QUANTILES) if quantiles else None,
         "series": {s.name: describe_series(s, bounds[s.name], season, d["transform"]) for s in series},
     }
-    state["baseline_window"] = choose_fit_window(split_sets(series, state, bounds)[1], state)
+    choose_base(series, state, bounds, base)
     return state, series, bounds
 
 
+def choose_base(series: list[Series], state: dict, bounds: dict[str, list[int]], base: str) -> None:
+    """Sets the seasonal-trend fit's window and the classical forecast the net corrects: that fit when
+    `base` names it, or with `auto` when it beats the last value on the validation windows; else the last
+    value (the net then learns the whole change)."""
+    val = split_sets(series, {**state, "base": "naive"}, bounds)[1]
+    state["baseline_window"], better = choose(val, state)
+    state["base"] = "seasonal_trend" if base == "seasonal_trend" or (base == "auto" and better) else "naive"
+
+
 def spec(state: dict) -> WindowSpec:
+    based = state.get("base") == "seasonal_trend"
     return WindowSpec(
-        state["lookback"], state["horizon"], state["transform"], tuple(state["calendar"]), state["frequency"]
+        state["lookback"],
+        state["horizon"],
+        state["transform"],
+        tuple(state["calendar"]),
+        state["frequency"],
+        state["season"],
+        fit_window(state) if based else 0,
     )
 
 

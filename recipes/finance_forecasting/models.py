@@ -29,7 +29,9 @@ class CausalBlock(nn.Module):
 class Forecaster(nn.Module):
     """An encoder over the past window; a head that also sees the forecast dates' calendar.
 
-    The head's last layer starts near zero, so before training the forecast is about "no change" (naive).
+    The head's last layer starts near zero, so before training the forecast is about "no change" (naive),
+    or with `based` the classical forecast that comes as the last future feature: the net then learns a
+    correction to it, and starts as good as it.
     """
 
     def __init__(
@@ -44,11 +46,12 @@ class Forecaster(nn.Module):
         layers: int,
         act: str,
         dropout: float,
+        based: bool = False,
     ):
         super().__init__()
         from dlkit.modeling import activation
 
-        self.kind, self.horizon, self.quantiles = kind, horizon, quantiles
+        self.kind, self.horizon, self.quantiles, self.based = kind, horizon, quantiles, based
         if kind == "mlp":
             dims = [lookback * features] + [hidden] * layers
             blocks = []
@@ -94,7 +97,8 @@ class Forecaster(nn.Module):
 
     def forward(self, past: torch.Tensor, future: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.encode(past), future.flatten(1)], 1)
-        return self.head(x).view(-1, self.horizon, self.quantiles)
+        out = self.head(x).view(-1, self.horizon, self.quantiles)
+        return out + future[..., -1:] if self.based else out
 
 
 class PinballLoss(nn.Module):

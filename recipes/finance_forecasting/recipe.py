@@ -112,6 +112,13 @@ class FinanceForecasting(Recipe):
                     "at least this many dilated blocks (tcn)",
                 ),
                 "dropout": 0.1,
+                "base": opt(
+                    "naive",
+                    "classical forecast the net starts from and corrects: seasonal_trend (level + trend + "
+                    "season fitted to each window's past), naive (the last value), or auto = seasonal_trend "
+                    "where it beats the last value on validation",
+                    ["auto", "seasonal_trend", "naive"],
+                ),
             },
             "loss": {
                 "name": opt("mae", "training loss of the point forecast", ["mae", "mse"]),
@@ -121,7 +128,7 @@ class FinanceForecasting(Recipe):
                     "forecasts get an 80% interval",
                 ),
             },
-            "train": {"epochs": 40, "lr": 2e-3, "patience": 8},
+            "train": {"lr": 2e-3, "patience": 8},  # epochs: the shared auto budget (train.min_steps)
             "backtest": {
                 "folds": opt(
                     0,
@@ -152,7 +159,9 @@ class FinanceForecasting(Recipe):
         raw = read_raw(table_sources(path), d, state, splits=not evaluate_all)
         notes = list(raw.notes)
         if state is None:
-            state, series, bounds = fd.plan(raw, d, self.cfg["loss"]["quantiles"], notes)
+            state, series, bounds = fd.plan(
+                raw, d, self.cfg["loss"]["quantiles"], self.cfg["model"]["base"], notes
+            )
             console.info(fd.summary(state))
             if self.cfg["backtest"]["folds"] > 0:  # refuse now, not after training
                 spec = fd.spec(state)
@@ -208,10 +217,11 @@ class FinanceForecasting(Recipe):
         m = self.cfg["model"]
         cal = 2 * len(state["calendar"])
         features = 1 + len(state["columns"]["covariates"]) + cal
+        based = fd.spec(state).base_window > 0
         return Forecaster(
             m["name"],
             features,
-            cal,
+            cal + based,
             state["lookback"],
             state["horizon"],
             len(state["quantiles"] or [0]),
@@ -219,6 +229,7 @@ class FinanceForecasting(Recipe):
             m["layers"],
             m["activation"],
             m["dropout"],
+            based,
         )
 
     def _forecast(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +246,8 @@ class FinanceForecasting(Recipe):
 
     # --- baselines and the verdict ------------------------------------------------------------------
     def baselines(self, data: RecipeData) -> dict:
-        """Naive, seasonal naive (with a season), drift and the seasonal-trend fit, on the test windows."""
+        """Naive, seasonal naive (with a season), drift, the seasonal-trend fit and Holt-Winters, on the test
+        windows."""
         quantiles = len(data.state["quantiles"] or [0])
         return {
             name: predictor(table, quantiles)

@@ -17,6 +17,7 @@ from dlkit_recipes.finance_forecasting.series import (
     naive_scale,
     to_target,
 )
+from dlkit_recipes.finance_forecasting.trend_season import seasonal_trend
 from torch.utils.data import Dataset
 
 
@@ -37,6 +38,8 @@ class WindowSpec:
     transform: str
     calendar: tuple[str, ...]
     freq: str
+    season: int = 1
+    base_window: int = 0  # > 0: the net corrects a seasonal-trend forecast fitted to this much past
 
     @property
     def history(self) -> int:
@@ -58,11 +61,13 @@ class WindowSet(Dataset):
     """Windows `lookback -> horizon` at the given origins (index of the first forecast step).
 
     Inputs: the target's scaled changes (level: scaled level minus the last one), scaled covariates and
-    calendar features of the past; calendar features of the forecast dates. Target: the scaled change
-    from the last observed value to each forecast step, minus the training drift, which `apply_change`
-    turns back into original units exactly. Windows beyond the end of a series (for predict) have NaN truth.
-    With `recent` > 0 each item also carries the last `recent` observed levels (NaN-padded in front), so a
-    forecast plot needs nothing but the predict outputs.
+    calendar features of the past; calendar features of the forecast dates, and with `spec.base_window`
+    the seasonal-trend forecast from the past alone, in the target's units, as a last column (the net adds
+    its correction to it). Target: the scaled change from the last observed value to each forecast step,
+    minus the training drift, which `apply_change` turns back into original units exactly. Windows beyond
+    the end of a series (for predict) have NaN truth. With `recent` > 0 each item also carries the last
+    `recent` observed levels (NaN-padded in front), so a forecast plot needs nothing but the predict
+    outputs.
     """
 
     def __init__(
@@ -82,6 +87,24 @@ class WindowSet(Dataset):
             future = pd.date_range(s.dates[-1], periods=spec.horizon + 1, freq=offset)[1:]
             dates = s.dates.append(future)
             self.calendar.append(calendar_features(dates, list(spec.calendar)).astype(np.float32))
+        self.base = self._base_forecasts() if spec.base_window else None
+
+    def _base_forecasts(self) -> np.ndarray:
+        """(N, H, 1) the seasonal-trend forecast at every origin, as the net's target is scaled."""
+        spec, steps = self.spec, np.arange(1, self.spec.horizon + 1)
+        out = np.zeros((len(self.origins), spec.horizon, 1), dtype=np.float32)
+        ks = np.array([k for k, _ in self.origins])
+        ts_ = np.array([t for _, t in self.origins])
+        for k in np.unique(ks):
+            rows = np.flatnonzero(ks == k)
+            s, scaler = self.series[k], self.encodings[k]["target"]
+            forecast = seasonal_trend(s.y, ts_[rows], spec.horizon, spec.season, spec.base_window)
+            last = s.y[ts_[rows] - 1][:, None]
+            drift = 0.0 if spec.transform == "level" else scaler["mean"]
+            with np.errstate(all="ignore"):  # a return of a non-positive forecast: start from the drift
+                scaled = (change(last, forecast, spec.transform) - drift * steps) / scaler["std"]
+            out[rows, :, 0] = np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)
+        return out
 
     def _encode_inputs(self, s: Series, enc: dict) -> np.ndarray:
         scaler = enc["target"]
@@ -111,9 +134,12 @@ class WindowSet(Dataset):
         truth[: len(known)] = known
         drift = 0.0 if spec.transform == "level" else scaler["mean"]
         target = (change(last, truth, spec.transform) - drift * np.arange(1, H + 1)) / scaler["std"]
+        future = calendar[t : t + H]
+        if self.base is not None:
+            future = np.concatenate([future, self.base[i]], 1)
         item = {
             "past": torch.from_numpy(np.concatenate([past, calendar[t - L : t]], 1)),
-            "future": torch.from_numpy(calendar[t : t + H]),
+            "future": torch.from_numpy(future),
             "target": torch.from_numpy(np.nan_to_num(target).astype(np.float32)),
             "truth": torch.from_numpy(truth.astype(np.float32)),
             "last": torch.tensor(last, dtype=torch.float32),
