@@ -185,6 +185,11 @@ def read_coco(path: Path, report: BoxReport, image_dir: Path | None = None) -> B
     listed: set = set()
     for n, entry in enumerate(data["images"]):
         entry = _require(entry, ("id", "file_name"), f"image #{n}", path)
+        if not isinstance(entry["file_name"], str) or not entry["file_name"]:
+            raise UserError(
+                f"COCO file '{path}': image #{n} (id {entry['id']}) has file_name {entry['file_name']!r}",
+                "every image needs a file_name: a path relative to the images folder",
+            )
         if entry["id"] in listed:
             report.add("duplicate image id (later entry ignored)", f"{path.name}: id {entry['id']}")
             continue
