@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT, expect_user_error, load_sample_generator, train_ok
-from dlkit_recipes.medical_imaging import baselines, preprocess, readers
+from dlkit_recipes.medical_imaging import otsu, preprocess, readers
 from dlkit_recipes.medical_imaging.metrics import ClassDice, ClassIoU
 
 from dlkit import jobs
 
 SAMPLE = ROOT / "sample_data" / "medical_imaging"
-FAST = ["train.log_every=4", "grad_monitor.every=4"]
+# short fixed-epoch runs on the tiny samples: batch 2 gives them enough steps (the default is 8)
+FAST = ["train.log_every=4", "grad_monitor.every=4", "data.batch_size=2"]
 # Identifying values written into the sample DICOM headers: none may reach a run, a log or a prediction.
 PHI = [
     "PHANTOM^CASE",
@@ -173,22 +174,29 @@ def test_dice_and_iou_skip_images_without_the_class_and_score_false_positives_th
     assert iou.compute().item() == pytest.approx((12 / 16 + 0) / 2)
 
 
-def test_intensity_threshold_baseline_is_fitted_on_train_and_applied_from_the_state():
+def test_multi_otsu_thresholds_split_three_intensity_modes():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(m, 0.3, n) for m, n in ((0, 5000), (2, 3000), (4, 2000))])
+    low, high = otsu.otsu_thresholds(x, 3)
+    assert 0.6 < low < 1.4 and 2.6 < high < 3.4
+
+
+def test_multi_otsu_baseline_learns_levels_and_labels_on_train_and_applies_from_the_state():
+    """Three tissues whose brightness order is not the label order (label 2 is the middle one), and
+    scans scaled differently: the level -> label map comes from the masks, thresholds per scan."""
     gen = torch.Generator().manual_seed(0)
     images, targets = [], []
-    for _ in range(6):
-        image = torch.randn(1, 16, 16, generator=gen) * 0.1
-        mask = torch.zeros(16, 16, dtype=torch.int16)
-        mask[4:9, 4:9] = 1
-        image[0][mask.bool()] += 2.0
-        images.append(image)
+    for i in range(6):
+        mask = torch.zeros(24, 24, dtype=torch.int16)
+        mask[4:12, 4:20], mask[14:20, 4:20] = 1, 2
+        image = torch.randn(1, 24, 24, generator=gen) * 0.05 + torch.tensor([0.0, 2.0, 1.0])[mask.long()]
+        images.append(image * (1 + i) + 3 * i)  # each scan its own gain and offset
         targets.append(mask)
-    fitted = baselines.fit_thresholds(images, targets, k=2)
-    low, high = fitted["intervals"][0]
-    assert 0.3 < low < 1.9 and high > 2.0
-    json.dumps(fitted)  # lives in state.json
-    labels = baselines.threshold_labels(torch.stack(images), fitted["intervals"])
-    assert torch.equal(labels, torch.stack(targets).long())
+    fitted = otsu.fit(images[:4], targets[:4], k=3)
+    assert json.loads(json.dumps(fitted)) == fitted  # lives in state.json
+    assert fitted["per_image"]
+    labels = otsu.predict(torch.stack(images[4:]), fitted)
+    assert torch.equal(labels, torch.stack(targets[4:]).long())
 
 
 # --- layouts and patient-level splits ---------------------------------------------------------------------
@@ -376,10 +384,10 @@ def test_segmentation_beats_both_baselines_on_dice(seg_run):
     metrics, base = result["metrics"], result["baselines"]
     assert result["monitor"] == "dice" and "score" not in metrics
     assert metrics["dice"] > 0.75 and 0 < metrics["iou"] < metrics["dice"], metrics
-    assert set(base) == {"all_background", "intensity_threshold"}
+    assert set(base) == {"all_background", "multi_otsu"}
     assert base["all_background"]["dice"] == 0.0
-    assert 0 < base["intensity_threshold"]["dice"] < metrics["dice"] - 0.3
-    assert result["strongest_baseline"] == "intensity_threshold" and result["beats_baseline"]
+    assert 0 < base["multi_otsu"]["dice"] < metrics["dice"] - 0.3
+    assert result["strongest_baseline"] == "multi_otsu" and result["beats_baseline"]
     saved = json.loads((run / "eval.json").read_text())
     assert saved["metrics"]["dice"] == metrics["dice"] and saved["baselines"] == base
     per_class = saved["details"]["dice_per_class"]
@@ -466,8 +474,8 @@ def test_split_folders_with_images_and_masks_train_and_evaluate(cli, tmp_path):
     result = train_ok(cli, "medical-imaging", run, "--data", data, *FAST, "train.epochs=6")
     state = json.loads((run / "preprocess" / "state.json").read_text())
     assert state["counts"] == {"train": 24, "val": 6, "test": 6} and result["examples"] == 6
-    assert set(result["baselines"]) == {"all_background", "intensity_threshold"}
-    assert result["strongest_baseline"] == "intensity_threshold" and result["beats_baseline"], result
+    assert set(result["baselines"]) == {"all_background", "multi_otsu"}
+    assert result["strongest_baseline"] == "multi_otsu" and result["beats_baseline"], result
     res = cli("evaluate", run, "--json")
     assert res.code == 0, res.err
     assert json.loads(res.out)["metrics"]["dice"] == pytest.approx(result["metrics"]["dice"], abs=1e-6)

@@ -1,10 +1,9 @@
 """Baselines the model has to beat, fitted on the training split into the state (so `dlkit evaluate`
 scores them from the run alone) and scored by the core with the recipe's own metrics.
 
-Segmentation: `all_background` (the trivial answer: no finding anywhere) and `intensity_threshold`, a
-classical one: for each foreground class the intensity interval (on the same normalised grid the model
-sees, mean over channels) whose voxels best match that class on the training masks (highest Dice over
-all training voxels, searched exactly on a 128-bin histogram, Otsu-like).
+Segmentation: `all_background` (the trivial answer: no finding anywhere) and `multi_otsu`, the
+classical one: multi-level Otsu thresholds on the intensity (on the same normalised grid the model
+sees, mean over channels), each level mapped to a label learned on the training masks (see `otsu`).
 
 Classification: `majority` (always the most common training label) and `histogram_logreg`: logistic
 regression on a few intensity-histogram features of each scan (per channel: the share of voxels above
@@ -15,18 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from dlkit_recipes.medical_imaging import otsu
 from dlkit_recipes.medical_imaging.metrics import class_scores
 from torch.nn import functional as F
 
-BINS = 128
 TAIL_QUANTILES = [0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999]
-MAX_VOXELS = 4_000_000  # voxels sampled (evenly) to fit thresholds and quantiles
+MAX_VOXELS = 4_000_000  # voxels sampled (evenly) to fit the intensity quantiles
 
 
 def fit(train, state: dict) -> dict:
     """What the classical baseline needs, fitted on the training examples (JSON-serialisable)."""
     if state["task"] == "segmentation":
-        return {"intensity_threshold": fit_thresholds(train.images, train.targets, len(state["classes"]))}
+        return {"multi_otsu": otsu.fit(train.images, train.targets, len(state["classes"]))}
     counts = np.bincount(np.asarray(train.targets, dtype=int), minlength=len(state["classes"]))
     return {"prior": counts.tolist(), "histogram_logreg": fit_logreg(train.images, train.targets)}
 
@@ -35,14 +34,13 @@ def predictors(state: dict) -> dict:
     """Name -> predictor(batch) -> {'preds', 'target'} in the form `step` returns them."""
     fitted = state["baselines"]
     if state["task"] == "segmentation":
-        intervals = fitted["intensity_threshold"]["intervals"]
         return {
             "all_background": lambda batch: {
                 "preds": torch.zeros_like(batch["mask"]),
                 "target": batch["mask"],
             },
-            "intensity_threshold": lambda batch: {
-                "preds": threshold_labels(batch["image"], intervals),
+            "multi_otsu": lambda batch: {
+                "preds": otsu.predict(batch["image"], fitted["multi_otsu"]),
                 "target": batch["mask"],
             },
         }
@@ -60,51 +58,6 @@ def predictors(state: dict) -> dict:
         )
 
     return {"majority": constant, "histogram_logreg": logreg}
-
-
-# --- segmentation: an intensity interval per class ------------------------------------------------------
-def _sample(images: list[torch.Tensor], targets: list[torch.Tensor] | None = None):
-    """Channel-mean intensity (and label) of evenly spaced voxels of every image, at most MAX_VOXELS."""
-    step = max(1, sum(im[0].numel() for im in images) // MAX_VOXELS)
-    x = torch.cat([im.float().mean(0).flatten()[::step] for im in images]).numpy()
-    if targets is None:
-        return x, None
-    return x, torch.cat([t.long().flatten()[::step] for t in targets]).numpy()
-
-
-def fit_thresholds(images: list[torch.Tensor], targets: list[torch.Tensor], k: int) -> dict:
-    """Per foreground class the interval [low, high] with the best Dice on training voxels (None: unseen)."""
-    x, y = _sample(images, targets)
-    edges = np.unique(np.quantile(x, np.linspace(0, 1, BINS + 1)))
-    bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
-    everything = np.concatenate([[0], np.cumsum(np.bincount(bins, minlength=len(edges) - 1))])
-    intervals: list[list[float] | None] = []
-    for c in range(1, k):
-        hits = bins[y == c]
-        if len(hits) == 0:
-            intervals.append(None)
-            continue
-        inside = np.concatenate([[0], np.cumsum(np.bincount(hits, minlength=len(edges) - 1))])
-        lo, hi = np.triu_indices(len(edges) - 1)  # bins lo..hi inclusive
-        tp = inside[hi + 1] - inside[lo]
-        called = everything[hi + 1] - everything[lo]
-        dice = 2 * tp / (called + len(hits))
-        best = int(np.argmax(dice))
-        # tighten to the class's own extremes inside the chosen bins: same hits, fewer false alarms
-        chosen = x[(y == c) & (bins >= lo[best]) & (bins <= hi[best])]
-        intervals.append([float(chosen.min()), float(chosen.max())])
-    return {"intervals": intervals}
-
-
-def threshold_labels(images: torch.Tensor, intervals: list) -> torch.Tensor:
-    """(N, C, *grid) images -> (N, *grid) labels: class c where the intensity is in its interval (later
-    classes win where intervals overlap), background elsewhere."""
-    x = images.float().mean(1)
-    labels = torch.zeros(x.shape, dtype=torch.long)
-    for c, interval in enumerate(intervals, start=1):
-        if interval is not None:
-            labels[(x >= interval[0]) & (x <= interval[1])] = c
-    return labels
 
 
 # --- classification: logistic regression on histogram features ------------------------------------------
