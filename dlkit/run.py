@@ -22,6 +22,7 @@ from dlkit.config import dump_yaml
 from dlkit.errors import UserError
 
 FULL_HASH_LIMIT = 2 * 1024**3  # beyond this, fingerprint names, sizes and mtimes instead of contents
+NOTE_ABOVE = 256 * 1024**2  # hashing more than this takes seconds: say what is happening
 
 
 def fingerprint(path: Path) -> dict:
@@ -30,6 +31,10 @@ def fingerprint(path: Path) -> dict:
     total = sum(p.stat().st_size for p in files)
     digest = hashlib.sha256()
     by_content = total <= FULL_HASH_LIMIT
+    if by_content and total > NOTE_ABOVE:
+        from dlkit import console
+
+        console.info(f"fingerprinting the data ({len(files)} files, {total / 2**30:.1f} GiB)...")
     for p in files:
         digest.update(str(p.relative_to(path) if path.is_dir() else p.name).encode())
         if by_content:

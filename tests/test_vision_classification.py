@@ -106,3 +106,13 @@ def test_default_augmentation_keeps_orientation():
     default = build_config(VisionClassification, None, [])
     assert left_share(default) > 0.5
     assert left_share(build_config(VisionClassification, None, ["data.hflip=true"])) < 0.5
+
+
+def test_the_image_cache_gives_way_when_memory_is_short(monkeypatch):
+    from dlkit_recipes.vision_classification import data
+
+    assert data.cache_fits(True, 1000, 32, 3) == (True, None)
+    assert data.cache_fits(False, 1000, 32, 3) == (False, None)
+    monkeypatch.setattr(data, "available_memory", lambda: 2 * 2**30)  # 2 GiB free
+    cache, note = data.cache_fits(True, 100_000, 224, 3)  # 14 GiB of decoded images
+    assert cache is False and "14.0 GiB" in note and "data.cache=false" in note

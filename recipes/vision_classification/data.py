@@ -11,6 +11,7 @@ Layouts read (each split folder or file laid out like a whole data folder):
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,37 @@ class Images:
                 "fix or remove it (with data.cache=true unreadable images are skipped up front)",
             )
         return img
+
+
+CACHE_SHARE = 0.5  # the decoded-image cache may take at most this share of the memory available
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux MemAvailable, else free pages), None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def cache_fits(wanted: bool, count: int, size: int, channels: int) -> tuple[bool, str | None]:
+    """Whether to keep `count` decoded images in memory, and a note when `data.cache` is overruled."""
+    if not wanted:
+        return False, None
+    need, free = count * size * size * channels, available_memory()
+    if free is None or need <= free * CACHE_SHARE:
+        return True, None
+    return False, (
+        f"decoded images would take {need / 2**30:.1f} GiB of the {free / 2**30:.1f} GiB of memory free: "
+        "they are read from disk each epoch instead (set data.cache=false to silence this, or lower "
+        "data.image_size)"
+    )
 
 
 def read_images(paths: list[Path], labels: list[int], size: int, channels: int, cache: bool) -> Images:

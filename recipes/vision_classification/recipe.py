@@ -21,7 +21,16 @@ from dlkit.errors import UserError
 from dlkit.recipe import Baseline, Finding, Recipe, RecipeData
 
 from .baselines import fit_hog_logreg, fit_pixel_logreg, logreg_predictor, majority_predictor
-from .data import ImageSet, Item, auto_image_size, gather, normalisation, read_images, transform
+from .data import (
+    ImageSet,
+    Item,
+    auto_image_size,
+    cache_fits,
+    gather,
+    normalisation,
+    read_images,
+    transform,
+)
 
 LOSSES = ("cross_entropy", "focal", "kl_div")
 LOGREGS = ("pixel_logreg", "hog_logreg")  # fitted into the state by load_data
@@ -123,6 +132,8 @@ class VisionClassification(Recipe):
             size = d["image_size"] if d["image_size"] > 0 else auto_image_size(train_items)
             state = {"classes": classes, "image_size": size, "channels": d["channels"]}
         index = {c: i for i, c in enumerate(state["classes"])}
+        count = sum(len(idx) for idx in parts.values())
+        cache, cache_note = cache_fits(d["cache"], count, state["image_size"], state["channels"])
         decoded = {}
         for split, idx in parts.items():
             unknown = sorted({items[i][1] for i in idx if items[i][1] not in index})
@@ -137,7 +148,7 @@ class VisionClassification(Recipe):
                 [index[items[i][1]] for i in idx],
                 state["image_size"],
                 state["channels"],
-                d["cache"],
+                cache,
             )
         bad = [b for s in decoded.values() for b in s.bad]
         total = sum(len(s) + len(s.bad) for s in decoded.values())
@@ -153,7 +164,11 @@ class VisionClassification(Recipe):
                 state[name] = fit(train, decoded.get("val"), state, self.cfg["seed"])
         sets = {s: ImageSet(v, transform(state, d, train=s == "train")) for s, v in decoded.items()}
         return RecipeData(
-            sets.get("train"), sets.get("val"), sets.get("test"), state, notes=[note] if note else []
+            sets.get("train"),
+            sets.get("val"),
+            sets.get("test"),
+            state,
+            notes=[n for n in (note, cache_note) if n],
         )
 
     def check(self, path: Path) -> list[Finding]:
