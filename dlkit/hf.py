@@ -114,6 +114,11 @@ def from_pretrained(auto_class, where: str, **kwargs):
     logging.set_verbosity_error()
     try:
         return auto_class.from_pretrained(where, local_files_only=offline(), **kwargs)
+    except Exception as exc:  # a folder with config.json but truncated or mismatched weights
+        raise UserError(
+            f"the checkpoint '{where}' cannot be loaded ({type(exc).__name__}: {str(exc)[:300]})",
+            "check that its weight files are complete and match its config.json",
+        ) from None
     finally:
         logging.set_verbosity(verbosity)
 
@@ -201,6 +206,11 @@ def tokenizer_from_state(stored: dict):
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, content in stored["files"].items():
+            if not name or Path(name).name != name or name in (".", ".."):  # never write outside tmp
+                raise UserError(
+                    f"the run's state names a tokenizer file {name!r} that is not a plain file name",
+                    "the run's preprocess/state.json was altered; train the run again",
+                )
             text = content.get("text")
             data = text.encode("utf-8") if text is not None else base64.b64decode(content["base64"])
             (Path(tmp) / name).write_bytes(data)

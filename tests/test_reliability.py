@@ -386,3 +386,32 @@ def test_a_rank_that_fails_ends_the_job_with_its_message(tiny_images, tmp_path):
     assert done.returncode != 0
     assert "error: [rank 1] 'shard-1.csv' row 3" in done.stderr
     assert not (run / "manifest.json").exists()  # no half-made run that looks like a run
+
+
+# --- write paths never come from run files ------------------------------------------------------
+@pytest.mark.parametrize("name", ["../escape.json", "/tmp/abs.json", "sub/dir.json", ".."])
+def test_tokenizer_file_names_from_a_run_cannot_write_outside(tmp_path, name):
+    from dlkit import hf
+
+    with pytest.raises(UserError, match="not a plain file name"):
+        hf.tokenizer_from_state({"files": {name: {"text": "{}"}}})
+    assert not (tmp_path.parent / "escape.json").exists()
+
+
+def test_a_transformers_folder_with_broken_weights(tmp_path):
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    from dlkit import hf
+
+    folder = tmp_path / "ckpt"
+    model = AutoModelForSequenceClassification.from_config(
+        BertConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+        )
+    )
+    model.save_pretrained(folder)
+    weights = next(folder.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(UserError, match="cannot be loaded") as info:
+        hf.from_pretrained(AutoModelForSequenceClassification, str(folder))
+    assert str(folder) in info.value.message
