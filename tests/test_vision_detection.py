@@ -607,6 +607,8 @@ def test_backbone_weights_are_read_for_a_new_run_only(tmp_path, capsys):
     assert "is high for" not in capsys.readouterr().err
     with pytest.raises(UserError, match="does not exist"):
         _recipe(f"model.backbone_weights={tmp_path / 'mnv3.pth'}").setup(state, fresh=True)
+    with pytest.raises(UserError, match="re-initialise the backbone"):  # init runs after build_model
+        _recipe(f"model.backbone_weights={tmp_path / 'x.pth'}", "model.init=kaiming").setup(state, fresh=True)
 
     assert not any(k.startswith("0.") for k in load_backbone(first, weights))
     with pytest.raises(UserError, match="torchvision Faster R-CNN"):

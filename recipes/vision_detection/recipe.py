@@ -100,7 +100,10 @@ class VisionDetection(Recipe):
                 ),
                 "label_smoothing": opt(0.0, "does not apply to detectors", [0.0]),
             },
-            "train": {"epochs": 60, "lr": 3e-3, "warmup": 0.05, "grad_clip": 5.0, "patience": 10},
+            # a detector from scratch needs many more steps than a classifier: 1,200 is the old 60
+            # epochs of the sample (a few minutes of CPU for a few hundred images); larger sets
+            # get fewer epochs (at least one), tiny ones at most train.max_epochs
+            "train": {"min_steps": 1200, "lr": 3e-3, "warmup": 0.05, "grad_clip": 5.0, "patience": 10},
             "predict": {
                 "score_threshold": opt(
                     0.3,
@@ -129,8 +132,16 @@ class VisionDetection(Recipe):
 
     def setup(self, state: dict, fresh: bool) -> None:
         """A new run reads the backbone weights (once) and hears about a learning rate too high for
-        torchvision detectors; a resumed run, evaluate and predict do neither."""
+        torchvision detectors; a resumed run, evaluate and predict do neither.
+
+        The core applies `model.init` to every layer after `build_model`, so it would overwrite the
+        backbone weights loaded there: that pair is refused rather than silently losing the weights."""
         m, lr = self.cfg["model"], self.cfg["train"]["lr"]
+        if fresh and m["backbone_weights"] and m["init"] != "default":
+            raise UserError(
+                f"model.init={m['init']} would re-initialise the backbone weights of model.backbone_weights",
+                "leave model.init=default (the heads still start from torchvision's own init)",
+            )
         self.backbone = read_backbone(m["backbone_weights"]) if fresh and m["backbone_weights"] else None
         if self.backbone is not None:
             console.info(f"backbone weights: {len(self.backbone)} tensors from {m['backbone_weights']}")
@@ -269,7 +280,7 @@ class VisionDetection(Recipe):
 
         def by_class(metric) -> dict[str, float]:
             values = metric.compute() if hasattr(metric, "compute") else metric
-            return {c: round(float(v), 5) for c, v in zip(classes, list(values), strict=True)}
+            return {c: round(float(v), 5) for c, v in zip(classes, values.reshape(-1).tolist(), strict=True)}
 
         table = {"model": by_class(metrics["ap_per_class"])}
         for name, ms in baselines.items():
