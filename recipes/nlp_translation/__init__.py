@@ -11,11 +11,12 @@ test.tsv...) or split folders (train/, valid/, test/ each holding a table); a mi
 is carved out of train at random. Pairs are cleaned (empty sides, duplicates, over-long, misaligned).
 
 Validation (stage "val") decodes greedily by default (`generate.val_beams`), because the monitored
-BLEU only has to rank epochs; the final evaluation (stage "test") and `predict` use the full beam
-search. The model is scored beside copying the source and a word-by-word translation with a lexicon
-learned from the training pairs (IBM Model 1). The run is self-contained: tokenizer files, the model
-config and the lexicon live in the run's state, so evaluate and predict never need the training data
-or the original checkpoint folder.
+chrF only has to rank epochs; the final evaluation (stage "test") and `predict` use the full beam
+search. The model is scored beside copying the source, a word-by-word translation with a lexicon
+learned from the training pairs (IBM Model 1) and a translation memory (the target of the most similar
+training source). The run is self-contained: tokenizer files, the model config, the lexicon and the
+memory live in the run's state, so evaluate and predict never need the training data or the original
+checkpoint folder.
 
 Files: recipe.py (the hooks), data.py (cleaning, tables, splits, datasets, predict inputs), model.py
 (tokenizer, configs, building, decoding), metrics.py (sacreBLEU as torchmetrics), baselines.py.

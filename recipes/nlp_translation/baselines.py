@@ -1,4 +1,5 @@
-"""Baselines: copy the source, and word-by-word translation with a lexicon learned from the training pairs.
+"""Baselines: copy the source, word-by-word translation with a lexicon learned from the training pairs, and
+a translation memory.
 
 The lexicon is IBM Model 1 (Brown et al., 1993): a few rounds of expectation-maximisation over which
 source word each target word aligns to, starting from co-occurrence; each source word then maps to its
@@ -6,6 +7,14 @@ most probable target word. Translation replaces every source word by its entry (
 names and numbers, are copied), keeps the source's word order and capitalises like the source. It
 knows words but no grammar (agreement, word order, `ne ... pas`), which is what the model adds.
 The lexicon goes into the run's state as JSON, so `dlkit evaluate` uses it without the training data.
+
+The translation memory is what a translator's tool does first (and the strong baseline on repetitive
+text such as UI strings): for each source, the target of the most similar training source, by cosine
+of character 2-4-gram TF-IDF vectors (robust to inflection, placeholders and small edits); a source
+whose best match is not similar enough (the threshold is picked on the validation pairs) is copied, as
+names, codes and placeholders often stay as they are. The memory is the training pairs themselves,
+kept in the state as JSON (up to MAX_MEMORY of them) with the threshold; the vectoriser is refitted
+from them, never unpickled.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ from collections import Counter, defaultdict
 MAX_PAIRS = 5_000  # training pairs the lexicon is learned from (keeps fitting to seconds)
 MAX_WORDS = 20_000  # the most frequent source words kept in the lexicon (bounds state.json)
 ITERATIONS = 5
+MAX_MEMORY = 20_000  # training pairs the translation memory keeps (bounds state.json to a few MB)
+MATCH_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # cosine fuzzy-match thresholds tried
 NULL = ""  # the empty source word, which target words with no counterpart align to
 _WORD = re.compile(r"\w+|[^\w\s]")
 _NO_SPACE_BEFORE = set(".,;:!?)]}%…'’")
@@ -83,9 +94,63 @@ def translate_words(lexicon: dict[str, str], source: str) -> str:
     return out
 
 
+def _memory_index(sources: list[str]):
+    """Character 2-4-gram TF-IDF of the memory's sources, and a function: sources -> (best index, cosine)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+    known = vectorizer.fit_transform(sources)
+
+    def nearest(queries: list[str]) -> tuple[list[int], list[float]]:
+        similarity = (vectorizer.transform(queries) @ known.T).toarray()
+        best = similarity.argmax(axis=1)
+        return best.tolist(), similarity[range(len(queries)), best].tolist()
+
+    return nearest
+
+
+def _recall(memory: list[list[str]], nearest, sources: list[str], threshold: float) -> list[str]:
+    if not memory or not sources:
+        return list(sources)
+    best, similarity = nearest(sources)
+    return [
+        memory[j][1] if sim > threshold else s for s, j, sim in zip(sources, best, similarity, strict=True)
+    ]
+
+
+def fit_memory(train: list[tuple[str, str]], val: list[tuple[str, str]]) -> dict:
+    """The memory (up to MAX_MEMORY training pairs, evenly spaced) and its fuzzy-match threshold: the
+    similarity below which a source is copied rather than recalled, the one of MATCH_THRESHOLDS that
+    scores best (chrF) on the validation pairs, as a translator sets it for the text at hand."""
+    from sacrebleu.metrics import CHRF
+
+    stride = max(1, -(-len(train) // MAX_MEMORY))
+    memory = [[s, t] for s, t in train[::stride]]
+    threshold = 0.0
+    if memory and val:
+        nearest = _memory_index([s for s, _ in memory])
+        sources, references = [s for s, _ in val], [[t for _, t in val]]
+        chrf = CHRF()
+        scores = {
+            t: chrf.corpus_score(_recall(memory, nearest, sources, t), references).score
+            for t in MATCH_THRESHOLDS
+        }
+        threshold = max(MATCH_THRESHOLDS, key=lambda t: (scores[t], -t))
+    return {"pairs": memory, "threshold": threshold}
+
+
+def memory_lookup(memory: dict):
+    """sources -> the target of each one's most similar memory source, or the source itself when that
+    similarity is not above the fitted threshold."""
+    pairs = memory["pairs"]
+    nearest = _memory_index([s for s, _ in pairs]) if pairs else None
+    return lambda sources: _recall(pairs, nearest, sources, memory["threshold"])
+
+
 def predictors(state: dict) -> dict:
     """Named baseline predictors over collated batches (which carry the 'source' and 'target' texts)."""
     lexicon = state["baselines"]["lexicon"]
+    lookup = memory_lookup(state["baselines"]["memory"])
 
     def copy_source(batch: dict) -> dict:
         return {"preds": list(batch["source"]), "target": list(batch["target"])}
@@ -96,4 +161,11 @@ def predictors(state: dict) -> dict:
             "target": list(batch["target"]),
         }
 
-    return {"copy_source": copy_source, "word_by_word": word_by_word}
+    def translation_memory(batch: dict) -> dict:
+        return {"preds": lookup(list(batch["source"])), "target": list(batch["target"])}
+
+    return {
+        "copy_source": copy_source,
+        "word_by_word": word_by_word,
+        "translation_memory": translation_memory,
+    }

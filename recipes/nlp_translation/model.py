@@ -113,7 +113,10 @@ def fit(cfg: dict, train: list[tuple[str, str]]) -> tuple[dict, object]:
         )
         config = _checkpoint_config(m["name"])
     _check_fit(cfg, config, tokenizer)
-    longest = max(len(ids) for ids in tokenizer(text_target=[t for _, t in train])["input_ids"])
+    targets = [len(ids) for ids in tokenizer(text_target=[t for _, t in train])["input_ids"]]
+    sources = [len(ids) for ids in tokenizer([s for s, _ in train])["input_ids"]]
+    ratios = sorted(t / s for s, t in zip(sources, targets, strict=True))
+    longest = max(targets)
     state = {
         "tokenizer": hf.tokenizer_state(tokenizer, trained=m["name"] == SCRATCH),
         "model": {
@@ -122,6 +125,7 @@ def fit(cfg: dict, train: list[tuple[str, str]]) -> tuple[dict, object]:
             "generation": _generation_config(m["name"], config).to_dict(),
         },
         "max_new_tokens": min(cfg["data"]["max_length"] - 1, math.ceil(1.5 * longest) + 5),
+        "length_ratio": round(ratios[int(0.98 * (len(ratios) - 1))], 3),
     }
     return state, tokenizer
 
@@ -156,12 +160,28 @@ def generation_kwargs(g: dict, m: dict, tokenizer, max_new_tokens: int, beams: i
     return kwargs
 
 
-def translate(model: torch.nn.Module, tokenizer, batch: dict, kwargs: dict) -> list[str]:
-    """Generated translations, decoded; empty sources come back empty without being translated."""
+def translate(
+    model: torch.nn.Module, tokenizer, batch: dict, kwargs: dict, length_ratio: float | None = None
+) -> list[str]:
+    """Generated translations, decoded; empty sources come back empty without being translated.
+
+    With `length_ratio` (the training pairs' 98th-percentile target/source token ratio), a translation
+    stops at 1.5x its source's length times that ratio, and a batch at its longest sentence's limit:
+    batches run in length order, so short sentences are no longer decoded to the corpus-wide limit by a
+    model that has not yet learnt to stop (early epochs). Each sentence is cut at its own limit, so a
+    translation never depends on the batch it was in.
+    """
     from torch.nn.parallel import DistributedDataParallel
 
     if isinstance(model, DistributedDataParallel):  # generate is the wrapped module's
         model = model.module
+    caps = None
+    if length_ratio:
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        caps = [min(kwargs["max_new_tokens"], math.ceil(1.5 * length_ratio * n) + 5) for n in lengths]
+        kwargs = {**kwargs, "max_new_tokens": max(caps)}
     out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+    if caps is not None:  # the first position is the decoder's start token
+        out = [row[: 1 + cap] for row, cap in zip(out, caps, strict=True)]
     texts = tokenizer.batch_decode(out, skip_special_tokens=True)
     return [text.strip() if source else "" for text, source in zip(texts, batch["source"], strict=True)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from dlkit_recipes.nlp_translation.baselines import fit_lexicon, predictors
+from dlkit_recipes.nlp_translation.baselines import fit_lexicon, fit_memory, predictors
 from dlkit_recipes.nlp_translation.data import clean, pair_set, predict_set, read_pairs, split_pairs
 from dlkit_recipes.nlp_translation.metrics import (
     BLEU_TOKENIZERS,
@@ -39,7 +39,10 @@ class NlpTranslation(Recipe):
     default_model = SCRATCH
     sample_data = "sample_data/nlp_translation/pairs.tsv"
     sample_inputs = ("sample_data/nlp_translation/pairs.tsv",)  # its source column
-    monitor = "bleu"
+    # chrF, not BLEU, picks the best epoch and judges the baselines: on a few hundred short strings corpus
+    # BLEU stays 0 for many epochs (no 4-gram matches yet), so it cannot tell a model that is starting
+    # to translate from one that emits the same sentence for every input; chrF moves from the start.
+    monitor = "chrf"
     monitor_mode = "max"
     # Reading other files and scoring differently never changes the fitted model (generate.* is shared).
     inference_keys = ("data.encoding", "data.source_column", "data.target_column", "eval.")
@@ -95,7 +98,9 @@ class NlpTranslation(Recipe):
                 "label_smoothing": 0.1,
             },
             "train": {
-                "epochs": 30,
+                # a seq2seq model from scratch needs about a thousand updates before it translates rather
+                # than emitting its most frequent sentence: a few hundred pairs get that many epochs
+                "min_steps": 1000,
                 "warmup": 0.1,
                 "patience": 10,
                 "lr": opt(
@@ -113,7 +118,9 @@ class NlpTranslation(Recipe):
                     "times faster and ranks epochs alike)",
                 ),
                 "max_new_tokens": opt(
-                    0, "longest translation in tokens (0 = 1.5x the longest training target)"
+                    0,
+                    "longest translation in tokens (0 = per batch, from its longest source and the training "
+                    "pairs' length ratio, at most 1.5x the longest training target)",
                 ),
                 "length_penalty": opt(1.0, "beam-search length penalty (>1 favours longer translations)"),
             },
@@ -147,6 +154,7 @@ class NlpTranslation(Recipe):
             stage: generation_kwargs(g, m, self.tokenizer, state["max_new_tokens"], g[key])
             for stage, key in BEAMS.items()
         }
+        self.length_ratio = None if g["max_new_tokens"] else state["length_ratio"]
         self.init_from = state["model"]["source"] if fresh and state["model"]["source"] != SCRATCH else None
         if self.init_from:
             console.info(f"fine-tuning pretrained weights of {self.init_from}")
@@ -171,13 +179,13 @@ class NlpTranslation(Recipe):
                     "add pairs (a few hundred at least) or adjust data.val_fraction / data.test_fraction",
                 )
         if state is None:
-            train = [pairs[i] for i in groups["train"]]
+            train, val = ([pairs[i] for i in groups[s]] for s in ("train", "val"))
             state, tokenizer = fit(cfg, train)
             state.update(
                 median_ratio=cleaned.median_ratio,
                 cleaning={"removed": cleaned.removed, "identical_kept": cleaned.identical},
                 counts={s: len(idx) for s, idx in groups.items()},
-                baselines={"lexicon": fit_lexicon(train)},
+                baselines={"lexicon": fit_lexicon(train), "memory": fit_memory(train, val)},
             )
         else:
             tokenizer = set_languages(hf.tokenizer_from_state(state["tokenizer"]), cfg["model"])
@@ -203,7 +211,7 @@ class NlpTranslation(Recipe):
         loss = self.loss(logits.flatten(0, 1).float(), batch["labels"].flatten())
         if stage == "train":
             return {"loss": loss, "preds": [], "target": []}
-        hypotheses = translate(model, self.tokenizer, batch, self.decoding[stage])
+        hypotheses = translate(model, self.tokenizer, batch, self.decoding[stage], self.length_ratio)
         return {"loss": loss, "preds": hypotheses, "target": list(batch["target"])}
 
     def metrics(self, state: dict) -> dict:
@@ -241,7 +249,7 @@ class NlpTranslation(Recipe):
     def predict_step(self, model: torch.nn.Module, batch: dict) -> dict:
         return {
             "source": batch["source"],
-            "translation": translate(model, self.tokenizer, batch, self.decoding["test"]),
+            "translation": translate(model, self.tokenizer, batch, self.decoding["test"], self.length_ratio),
         }
 
     def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:
