@@ -56,7 +56,8 @@ def recipes_cmd(json_out: bool = JSON) -> None:
         try:
             cls = get_recipe(name)
         except Exception as exc:  # a broken plug-in must not hide the others
-            console.warn(f"recipe '{name}' cannot be loaded: {type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, DlkitError) else f"{type(exc).__name__}: {exc}"
+            console.warn(f"recipe '{name}' cannot be loaded: {reason}")
             continue
         rows.append(
             {
@@ -195,6 +196,57 @@ def predict_cmd(
     result = jobs.predict(run, paths, output, overrides, on_records=stream)
     if json_out:
         console.emit_json(result)
+
+
+@app.command("batch")
+def batch_cmd(
+    file: Path = typer.Argument(..., help="YAML file of jobs (see README: Batch jobs)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for batch.json, logs, runs (default: <file stem>.batch/ beside the file)."
+    ),
+    parallel: int | None = typer.Option(
+        None, "--parallel", "-p", help="Jobs at once (default 1, or one per --gpus); CPU threads are shared."
+    ),
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU ids, one per worker: --gpus 0,1."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop everything at the first failed job."),
+    rerun: bool = typer.Option(False, "--rerun", help="Run every job, even ones already done."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the expanded jobs; run nothing."),
+    json_out: bool = JSON,
+) -> None:
+    """Run many train/evaluate/predict jobs from a YAML file; a failed job does not stop the others."""
+    from dlkit.errors import JobError
+    from dlkit.jobs.batch import batch
+
+    console.set_quiet(json_out)
+    result = batch(file, out, parallel, gpus, fail_fast, rerun, dry_run)
+    if json_out:
+        console.emit_json(result)
+    if result["failed"]:
+        n, total = len(result["failed"]), len(result["jobs"])
+        raise JobError(
+            f"{n} of {total} jobs failed: {', '.join(result['failed'])}",
+            f"see their logs in {Path(result['folder']) / 'logs'}",
+        )
+
+
+@app.command("new-recipe")
+def new_recipe_cmd(
+    name: str = typer.Argument(..., help="Recipe name, e.g. my-sensors (lower case, digits, dashes)."),
+    task: str = typer.Option("classification", "--task", help="classification or regression."),
+    folder: Path = typer.Option(
+        ..., "--dir", help="Folder to create the package in (new or empty; dlkit never writes into the cwd)."
+    ),
+    json_out: bool = JSON,
+) -> None:
+    """Scaffold a plug-in recipe package that installs with pip and trains on its own sample data."""
+    from dlkit.scaffold import new_recipe
+
+    console.set_quiet(json_out)
+    result = new_recipe(name, task, folder)
+    if json_out:
+        console.emit_json(result)
+    else:
+        console.info(f"created [bold]{result['folder']}[/]; next:\n  " + "\n  ".join(result["next"]))
 
 
 class Interrupted(BaseException):

@@ -9,6 +9,7 @@ from dlkit.errors import UserError
 from dlkit.recipe import Recipe
 
 GROUP = "dlkit.recipes"
+ATTRIBUTES = ("name", "task", "description", "default_model", "sample_data")  # what `dlkit recipes` shows
 
 
 def recipe_names() -> list[str]:
@@ -25,7 +26,20 @@ def get_recipe(name: str) -> type[Recipe]:
     if len({ep.value for ep in found}) > 1:
         sources = ", ".join(ep.value for ep in found)
         raise UserError(f"recipe '{name}' is registered twice ({sources}); uninstall one of the packages")
-    cls = found[0].load()
+    source = found[0].value
+    try:
+        cls = found[0].load()
+    except Exception as exc:  # a broken plug-in is named, and breaks no other recipe
+        raise UserError(
+            f"recipe '{name}' ({source}) cannot be imported: {type(exc).__name__}: {exc}",
+            "fix or uninstall the package that provides it",
+        ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Recipe)):
-        raise UserError(f"entry point '{name}' = {found[0].value} is not a dlkit Recipe subclass")
+        raise UserError(f"entry point '{name}' = {source} is not a dlkit Recipe subclass")
+    missing = sorted(cls.__abstractmethods__) + [a for a in ATTRIBUTES if not hasattr(cls, a)]
+    if missing:
+        raise UserError(
+            f"recipe '{name}' ({source}) does not define {', '.join(missing)}",
+            "see dlkit/recipe.py for the hooks a recipe implements",
+        )
     return cls
