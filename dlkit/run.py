@@ -146,12 +146,14 @@ class Run:
 
     @staticmethod
     def release(path: Path) -> None:
-        """Undo a claim whose run never reached its first checkpoint: remove what this run wrote."""
+        """End this process's claim on a run that stopped early: a run with a checkpoint is kept for
+        --resume; one that never reached its first checkpoint has what it wrote removed."""
         import shutil
 
         path = Path(path)
         if any((path / "checkpoints").glob("*.safetensors")):
-            return  # something to resume from: keep it
+            (path / CLAIM).unlink(missing_ok=True)  # something to resume from: keep it, free the folder
+            return
         for name in ("config.yaml", "manifest.json", "metrics.jsonl", CLAIM):
             (path / name).unlink(missing_ok=True)
         for sub in ("preprocess", "checkpoints"):
