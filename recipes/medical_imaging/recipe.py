@@ -89,10 +89,13 @@ class MedicalImaging(Recipe):
                 ),
                 "zscore": opt(True, "scale each scan to mean 0, std 1 (after the window or clipping)"),
                 "augment": opt(
-                    False,
-                    "random in-plane flips and intensity jitter on training examples; off by default: "
-                    "scans are read in one canonical orientation, so flips only teach poses no test scan "
-                    "shows (cost 0.02 Dice on real brain MRI slices)",
+                    "auto",
+                    "random in-plane flips and intensity jitter on training examples; auto = on for "
+                    "classification (a few dozen labelled scans overfit without it: test loss 5.5 vs 0.4 "
+                    "on the sample), off for segmentation (scans are read in one canonical orientation, so "
+                    "flips teach poses no test scan shows: cost 0.02 Dice on real brain MRI slices)",
+                    type=bool,
+                    auto=True,
                 ),
                 "class_names": opt(
                     [],
@@ -141,6 +144,8 @@ class MedicalImaging(Recipe):
     def resolve_config(cls, cfg: dict) -> dict:
         if cfg["model"]["name"] == "auto":
             cfg["model"]["name"] = "unet" if cfg["task"] == "segmentation" else "cnn"
+        if cfg["data"]["augment"] == "auto":
+            cfg["data"]["augment"] = cfg["task"] == "classification"
         return cfg
 
     def __init__(self, cfg: dict):
