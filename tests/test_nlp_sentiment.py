@@ -111,7 +111,8 @@ def test_default_model_beats_both_baselines_predicts_and_loads_with_plain_transf
     assert saved["metrics"]["confusion_matrix"] == metrics["confusion_matrix"]
     assert (
         saved["details"]["majority_class"] == "positive"
-        and saved["details"]["tfidf_logreg"]["features"] > 500
+        and saved["details"]["tfidf_logreg"]["features"]["word"] > 500
+        and saved["details"]["tfidf_logreg"]["features"]["char"] > 1000
     )
     assert "different labels" in res.err and "duplicate row" in res.err and "empty text" in res.err
     state = json.loads((run / "preprocess" / "state.json").read_text())
@@ -375,6 +376,40 @@ def test_predict_missing_file_and_evaluate_unknown_label(cli, tmp_path, rnn_run)
     )
 
 
+def test_a_winning_tfidf_baseline_is_named_kept_as_json_and_rescored_from_the_run(cli, tmp_path):
+    """One word decides the label: the word+char TF-IDF model finds it, an RNN that barely moves
+    (lr 1e-9) does not, so eval.json names the baseline as the one to beat and says it was not beaten."""
+    import random
+
+    rng = random.Random(0)
+    filler = "the a film plot cast music scene story actor ending pace score script light".split()
+    rows = []
+    for i in range(200):
+        words = rng.sample(filler, 6) + ["superb" if i % 2 else "dreadful"]
+        rng.shuffle(words)
+        rows.append((" ".join(words) + f" {i}", "positive" if i % 2 else "negative"))
+    run = tmp_path / "run"
+    data = _write_csv(tmp_path / "keyword.csv", rows)
+    saved = train_ok(
+        cli, "nlp-sentiment", run, "--data", data, "model.name=rnn", "train.epochs=1", "train.lr=1e-9", *SMALL
+    )
+    logreg = saved["baselines"]["tfidf_logreg"]["accuracy"]
+    assert logreg > 0.95 > 0.7 > saved["metrics"]["accuracy"]
+    assert saved["strongest_baseline"] == "tfidf_logreg" and saved["beats_baseline"] is False
+    fitted = json.loads((run / "preprocess" / "state.json").read_text())["baselines"]["tfidf_logreg"]
+    word, char = fitted["blocks"]["word"], fitted["blocks"]["char"]
+    assert "superb" in word["terms"] and "perb" in char["terms"]
+    assert len(word["terms"]) == len(word["idf"]) and len(char["terms"]) == len(char["idf"])
+    assert len(fitted["coef"][0]) == len(word["terms"]) + len(char["terms"])
+    assert not [p for p in run.rglob("*") if p.suffix in (".pkl", ".pickle", ".joblib")]
+    res = cli("evaluate", run, "--json")  # from the run's state alone
+    assert res.code == 0, res.err
+    again = json.loads(res.out)
+    assert again["baselines"] == saved["baselines"] and again["strongest_baseline"] == "tfidf_logreg"
+    res = cli("evaluate", run)  # the console names the baseline that won
+    assert res.code == 0 and "tfidf_logreg" in res.err, res.err
+
+
 def test_predict_keeps_the_input_order_across_chunks(cli, tmp_path, rnn_run):
     texts = [
         ("a lovely, truly wonderful and delightful film " * (i % 4 + 1)).strip() + f" {i}" for i in range(11)
@@ -430,6 +465,7 @@ def test_pad_collate_pads_to_the_longest_in_the_batch_and_length_order_sorts_in_
 def test_tfidf_baseline_from_state_scores_like_the_fitted_scikit_learn_model(small_reviews):
     import numpy as np
     from dlkit_recipes.nlp_sentiment.baselines import fit_tfidf_logreg, tfidf_logits
+    from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -437,15 +473,16 @@ def test_tfidf_baseline_from_state_scores_like_the_fitted_scikit_learn_model(sma
     labels = [int(lb == "positive") for _, lb in small_reviews]
     train, val = (texts[:200], labels[:200]), (texts[200:], labels[200:])
     params = json.loads(json.dumps(fit_tfidf_logreg(train, val, 2, balanced=False, seed=0)))  # via JSON
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), max_features=20_000, sublinear_tf=True)
-    x = vectorizer.fit_transform(train[0])
+    assert set(params["blocks"]) == {"word", "char"}
+    assert "not" in params["blocks"]["word"]["terms"] and " go" in params["blocks"]["char"]["terms"]
+    words = TfidfVectorizer(ngram_range=(1, 2), max_features=20_000, sublinear_tf=True)
+    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), max_features=30_000, sublinear_tf=True)
+    x = hstack([words.fit_transform(train[0]), chars.fit_transform(train[0])]).tocsr()
+    x_val = hstack([words.transform(val[0]), chars.transform(val[0])]).tocsr()
     model = LogisticRegression(C=params["C"], max_iter=2000, random_state=0).fit(x, train[1])
-    expected = model.decision_function(vectorizer.transform(val[0]))
     logits = tfidf_logits(params, val[0]).numpy()
-    assert np.allclose(logits[:, 1] - logits[:, 0], expected, atol=1e-4)
-    assert params["val_accuracy"] == pytest.approx(
-        float((model.predict(vectorizer.transform(val[0])) == val[1]).mean()), abs=1e-4
-    )
+    assert np.allclose(logits[:, 1] - logits[:, 0], model.decision_function(x_val), atol=1e-4)
+    assert params["val_accuracy"] == pytest.approx(float((model.predict(x_val) == val[1]).mean()), abs=1e-4)
 
 
 def test_lr_is_resolved_before_the_run_and_class_weights_are_inverse_frequencies():
@@ -459,3 +496,12 @@ def test_lr_is_resolved_before_the_run_and_class_weights_are_inverse_frequencies
     assert tuned["train"]["lr"] == 5e-5
     loss = NlpSentiment(cfg).make_loss({"classes": ["neg", "pos"], "class_counts": {"neg": 25, "pos": 75}})
     assert loss.weight.tolist() == pytest.approx([2.0, 2 / 3])
+
+
+def test_vocab_size_auto_grows_with_the_training_text():
+    from dlkit_recipes.nlp_sentiment.data import vocab_size
+
+    assert vocab_size("auto", ["a short review"] * 100) == 1000  # a small corpus: the floor
+    assert vocab_size("auto", ["one two three four"] * 20_000) == 2500  # 80k words
+    assert vocab_size("auto", ["one two three four"] * 200_000) == 8000  # capped
+    assert vocab_size(600, ["anything"]) == 600

@@ -8,10 +8,10 @@ hub name already in the cache) fine-tuned with its own tokenizer.
 Data: one table (CSV/TSV/JSONL/Parquet, optional `split` column), split tables (train.csv, dev.tsv,
 test.jsonl...) or split folders (train/, valid/, test/ each holding a table); a missing val or test
 split is carved out of train, stratified by label. The model is scored beside the majority class and
-TF-IDF + logistic regression. The tokenizer and both baselines are kept in the run's state as JSON
-and the model's architecture as its transformers config, so evaluate and predict rebuild everything
-from the run alone. After training the model and tokenizer are also saved with `save_pretrained`
-into `RUN/model/`, loadable by plain transformers.
+TF-IDF (word and character n-grams) + logistic regression. The tokenizer and both baselines are kept
+in the run's state as JSON and the model's architecture as its transformers config, so evaluate and
+predict rebuild everything from the run alone. After training the model and tokenizer are also saved
+with `save_pretrained` into `RUN/model/`, loadable by plain transformers.
 
 Files: recipe.py (the hooks), data.py (tables, splits, fitted state, datasets, predict inputs),
 model.py (the classifiers, native format), baselines.py.

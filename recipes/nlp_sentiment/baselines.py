@@ -1,9 +1,14 @@
-"""Baselines: the majority class, and TF-IDF (word uni- and bigrams) + logistic regression.
+"""Baselines: the majority class, and TF-IDF over word AND character n-grams + logistic regression.
+
+Word uni- and bigrams carry phrases ("not good"); character 2-5-grams within word boundaries carry
+what a word list misses on short texts: inflections, misspellings, rare words that share a stem.
+On real review snippets the pair beats words alone by about one point (bench/quality). Each block is
+TF-IDF weighted (sublinear tf) and L2-normalised on its own, then the two sit side by side.
 
 The logistic regression is fitted with scikit-learn on the training split when the state is fitted,
-its regularisation picked on the validation split; what it learned (vocabulary, idf, coefficients)
-goes into the run's state as JSON, so `dlkit evaluate` scores it again from the run alone, with
-nothing but a fixed-vocabulary count and a matrix product.
+its regularisation picked on the validation split; what it learned (both vocabularies, idf,
+coefficients) goes into the run's state as JSON, so `dlkit evaluate` scores it again from the run
+alone, with nothing but fixed-vocabulary counts and a matrix product.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-MAX_FEATURES = 20_000  # the most frequent uni- and bigrams kept: bounds state.json (about 1 MB at most)
-NGRAMS = (1, 2)
+# (analyzer, n-gram range, most frequent kept): the caps bound state.json (about 2 MB at most)
+BLOCKS = {"word": ("word", (1, 2), 20_000), "char": ("char_wb", (2, 5), 30_000)}
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
 
 
@@ -28,16 +33,20 @@ def fit_tfidf_logreg(
     balanced: bool,
     seed: int,
 ) -> dict:
-    """Fit the vectorizer on train texts and a logistic regression per C in C_GRID on train; keep the one
-    most accurate on validation. Returns its parameters as JSON-able lists."""
+    """Fit one vectorizer per block on train texts and a logistic regression per C in C_GRID on train;
+    keep the one most accurate on validation. Returns its parameters as JSON-able lists."""
+    import scipy.sparse as sp
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = TfidfVectorizer(
-        ngram_range=NGRAMS, max_features=MAX_FEATURES, sublinear_tf=True, lowercase=True, dtype=np.float64
-    )
-    x_train = vectorizer.fit_transform(train[0])
-    x_val = vectorizer.transform(val[0])
+    vectorizers = {
+        name: TfidfVectorizer(
+            analyzer=analyzer, ngram_range=ngrams, max_features=cap, sublinear_tf=True, dtype=np.float64
+        )
+        for name, (analyzer, ngrams, cap) in BLOCKS.items()
+    }
+    x_train = sp.hstack([v.fit_transform(train[0]) for v in vectorizers.values()]).tocsr()
+    x_val = sp.hstack([v.transform(val[0]) for v in vectorizers.values()]).tocsr()
     best = None
     for c in C_GRID:
         model = LogisticRegression(
@@ -48,10 +57,15 @@ def fit_tfidf_logreg(
         if best is None or accuracy > best[0]:
             best = (accuracy, c, model)
     accuracy, c, model = best
-    terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)  # column order
+    blocks = {
+        name: {
+            "terms": sorted(v.vocabulary_, key=v.vocabulary_.get),  # column order
+            "idf": _round(v.idf_),
+        }
+        for name, v in vectorizers.items()
+    }
     return {
-        "terms": terms,
-        "idf": _round(vectorizer.idf_),
+        "blocks": blocks,
         "classes": [int(k) for k in model.classes_],  # the class indices the rows of coef score
         "coef": [_round(row) for row in model.coef_],
         "intercept": _round(model.intercept_),
@@ -61,21 +75,34 @@ def fit_tfidf_logreg(
     }
 
 
-def tfidf_logits(params: dict, texts: list[str]) -> torch.Tensor:
-    """(N, num_classes) scores of the stored model: sublinear tf x idf, L2-normalised, times the weights.
+def blocks(params: dict) -> dict:
+    """The fitted blocks; a run made before the character block was added kept words only."""
+    return params.get("blocks") or {"word": {"terms": params["terms"], "idf": params["idf"]}}
 
-    Classes the training split lacked score -1e9; a binary model's one row scores the second class.
-    """
+
+def _features(params: dict, texts: list[str]):
+    """Sublinear tf x idf, L2-normalised per block, blocks side by side (as fitted)."""
+    import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.preprocessing import normalize
 
-    counts = CountVectorizer(ngram_range=NGRAMS, lowercase=True, vocabulary=params["terms"]).transform(texts)
-    counts = counts.astype(np.float64)
-    counts.data = 1.0 + np.log(counts.data)
-    x = normalize(counts.multiply(np.asarray(params["idf"])).tocsr())
-    scores = x @ np.asarray(params["coef"]).T + np.asarray(params["intercept"])
-    k = params["num_classes"]
-    out = np.full((len(texts), k), -1e9)
+    parts = []
+    for name, block in blocks(params).items():
+        analyzer, ngrams, _ = BLOCKS[name]
+        counter = CountVectorizer(analyzer=analyzer, ngram_range=ngrams, vocabulary=block["terms"])
+        counts = counter.transform(texts).astype(np.float64)
+        counts.data = 1.0 + np.log(counts.data)
+        parts.append(normalize(counts.multiply(np.asarray(block["idf"])).tocsr()))
+    return sp.hstack(parts).tocsr()
+
+
+def tfidf_logits(params: dict, texts: list[str]) -> torch.Tensor:
+    """(N, num_classes) scores of the stored model.
+
+    Classes the training split lacked score -1e9; a binary model's one row scores the second class.
+    """
+    scores = _features(params, texts) @ np.asarray(params["coef"]).T + np.asarray(params["intercept"])
+    out = np.full((len(texts), params["num_classes"]), -1e9)
     fitted = params["classes"]
     if len(fitted) == 2 and scores.shape[1] == 1:
         out[:, fitted[0]] = 0.0

@@ -21,6 +21,7 @@ from dlkit.data.textdata import (
 from dlkit.errors import UserError
 
 SCRATCH = ("bert-tiny", "rnn")  # model names dlkit builds itself; anything else is a checkpoint
+WORDS_PER_TOKEN, VOCAB_RANGE = 32, (1000, 8000)  # model.vocab_size=auto
 WHAT = "text and label"
 INPUT_KINDS = "text files (.txt, one text per line) or CSV/TSV/JSONL/Parquet tables"
 
@@ -113,8 +114,9 @@ def fit_state(train: pd.DataFrame, cfg: dict, path: Path) -> tuple[dict, object]
         "architecture": m["name"] if m["name"] in SCRATCH else "checkpoint",
     }
     if m["name"] in SCRATCH:
+        texts = train[d["text_column"]].tolist()
         tokenizer = hf.train_tokenizer(
-            train[d["text_column"]].tolist(), m["vocab_size"], m["tokenizer"], m["lowercase"]
+            texts, vocab_size(m["vocab_size"], texts), m["tokenizer"], m["lowercase"]
         )
         state.update(
             tokenizer=hf.tokenizer_state(tokenizer, trained=True),
@@ -125,6 +127,20 @@ def fit_state(train: pd.DataFrame, cfg: dict, path: Path) -> tuple[dict, object]
     else:
         tokenizer = _checkpoint_state(state, m["name"], d["max_length"])
     return state, tokenizer
+
+
+def vocab_size(setting: int | str, texts: list[str]) -> int:
+    """`model.vocab_size=auto`: one subword per WORDS_PER_TOKEN words of training text, within VOCAB_RANGE.
+
+    Trained from scratch on a few thousand texts, a large vocabulary is mostly rare tokens whose
+    embeddings the model memorises: on 3.9k real review snippets (~72k words) 2,000 tokens instead of
+    8,000 left the training loss at 0.40 instead of 0.22 after three epochs and gave 0.726 test accuracy
+    instead of 0.708 (one seed; seeds differ by about a point), bench/quality. Larger corpora get more
+    tokens, up to the usual 8,000."""
+    if setting != "auto":
+        return int(setting)
+    words = sum(len(t.split()) for t in texts)
+    return min(VOCAB_RANGE[1], max(VOCAB_RANGE[0], words // WORDS_PER_TOKEN))
 
 
 def _checkpoint_state(state: dict, name: str, max_length: int):

@@ -69,6 +69,8 @@ def bert_config(m: dict, state: dict) -> dict:
         intermediate_size=2 * m["hidden"],
         hidden_act=m["activation"],
         max_position_embeddings=state["max_length"],
+        hidden_dropout_prob=m["dropout"],
+        attention_probs_dropout_prob=m["dropout"],
         classifier_dropout=m["dropout"],
         pad_token_id=state["pad_id"],
         num_labels=len(state["classes"]),
