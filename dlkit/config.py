@@ -207,25 +207,25 @@ def parse_overrides(items: list[str]) -> dict:
     return nested
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, what: str = "config file", hint: str | None = None) -> dict:
+    """A YAML mapping from `path` (safe_load: no Python objects); UserError naming the file and the line
+    when it is missing, not UTF-8, not YAML or not a mapping. `what` names the file in messages."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file '{path}' does not exist")
+        raise UserError(f"{what} '{path}' does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as exc:
         raise UserError(
-            f"config file '{path}' is not UTF-8 text (byte {exc.start})", "save it as UTF-8 YAML"
+            f"{what} '{path}' is not UTF-8 text (byte {exc.start})", "save it as UTF-8 YAML"
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(
-            f"config file '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-        ) from None
+        raise UserError(f"{what} '{path}' is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise UserError(
-            f"config file '{path}' must hold a mapping of keys to values, not {type(data).__name__}"
+            f"{what} '{path}' must hold a mapping of keys to values, not {type(data).__name__}", hint
         )
     return data
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from dlkit.config import load_yaml
 from dlkit.errors import UserError
 
 
@@ -115,25 +116,9 @@ def load_jobs(path: Path, out_dir: Path) -> list[Job]:
 
 
 def _read(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"batch file '{path}' does not exist")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"batch file '{path}' is not UTF-8 text (byte {exc.start})", "save it as UTF-8"
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(
-            f"batch file '{path}' is not valid YAML{at}: {getattr(exc, 'problem', exc)}"
-        ) from None
-    if not isinstance(doc, dict):
-        raise UserError(
-            f"batch file '{path}' must be a mapping with a 'jobs' list", "see `dlkit batch --help`"
-        )
-    return doc
+    return load_yaml(
+        path, "batch file", "a batch file is a mapping with a 'jobs' list; see README: Batch jobs"
+    )
 
 
 def _command_of(value: Any, where: str) -> Command:
