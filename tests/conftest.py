@@ -18,6 +18,13 @@ SAMPLE_VISION = ROOT / "sample_data" / "vision_classification"
 TINY = ["data.batch_size=16", "train.log_every=2", "grad_monitor.every=1"]
 
 
+@pytest.fixture(autouse=True)
+def slow_only_when_asked(request):
+    """`slow` tests run only under `-m slow` (the default suite stays fast)."""
+    if request.node.get_closest_marker("slow") and "slow" not in request.config.getoption("markexpr"):
+        pytest.skip("slow: run with -m slow")
+
+
 def pytest_collection_modifyitems(config, items):
     import torch
 

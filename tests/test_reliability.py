@@ -270,9 +270,16 @@ def _weights(run: Path) -> dict:
     return load_file(str(run / "checkpoints/last.safetensors"))
 
 
-def _kill_and_resume(tiny_images, tmp_path, delays: list[float], epochs: int) -> tuple[Path, int]:
-    """Train into one folder, SIGKILL after each delay, then resume (or start again when no checkpoint
-    was written yet); the run and how many kills landed."""
+def _checks(run: Path) -> int:
+    log = run / "metrics.jsonl"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def _kill_and_resume(tiny_images, tmp_path, kills: list[tuple[int, float]], epochs: int) -> tuple[Path, int]:
+    """Train into one folder; for each (checks, delay): once the run has logged that many validation
+    checks (0: once it has claimed its folder, before the data load), wait `delay` seconds and SIGKILL
+    it; then resume (or start again when no checkpoint was written yet). The run and the kills that
+    landed (a kill aimed past the end of training lands in the final evaluation or not at all)."""
     run, landed = tmp_path / "cut", 0
     fresh = [
         "--data",
@@ -283,14 +290,21 @@ def _kill_and_resume(tiny_images, tmp_path, delays: list[float], epochs: int) ->
         "train.patience=0",
         *TINY,
     ]
-    for delay in [*delays, None]:
+    for kill in [*kills, None]:
         args = ["--out", str(run), "--resume"] if (run / "checkpoints/last.safetensors").exists() else fresh
         cmd = [sys.executable, "-m", "dlkit", "train", "vision-classification", *args]
         proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if delay is None:
+        if kill is None:
             _, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, err.decode()[-2000:]
             break
+        checks, delay = kill
+        deadline = time.time() + 120
+        while proc.poll() is None and time.time() < deadline:
+            started = (run / CLAIM).exists() if checks == 0 else _checks(run) >= checks
+            if started:
+                break
+            time.sleep(0.01)
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
@@ -301,21 +315,12 @@ def _kill_and_resume(tiny_images, tmp_path, delays: list[float], epochs: int) ->
 
 def _kill_suite(tiny_images, tmp_path, kills: int, seed: int, epochs: int):
     full = tmp_path / "full"
-    res = _dlkit(
-        "train",
-        "vision-classification",
-        "--data",
-        tiny_images,
-        "--out",
-        full,
-        f"train.epochs={epochs}",
-        "train.patience=0",
-        *TINY,
-    )
+    args = ["--out", full, f"train.epochs={epochs}", "train.patience=0", *TINY]
+    res = _dlkit("train", "vision-classification", "--data", tiny_images, *args)
     assert res.returncode == 0, res.stderr[-2000:]
     rng = random.Random(seed)
-    delays = sorted(rng.uniform(3.0, 9.0) for _ in range(kills))
-    run, landed = _kill_and_resume(tiny_images, tmp_path, delays, epochs)
+    aims = sorted((rng.randint(0, epochs), rng.uniform(0.0, 0.3)) for _ in range(kills))
+    run, landed = _kill_and_resume(tiny_images, tmp_path, aims, epochs)
     a, b = _weights(full), _weights(run)
     assert a.keys() == b.keys()
     assert all(a[k].equal(b[k]) for k in a), "resumed weights differ from the uninterrupted run"
@@ -325,13 +330,13 @@ def _kill_suite(tiny_images, tmp_path, kills: int, seed: int, epochs: int):
 
 
 def test_kill_9_then_resume_is_bit_exact(tiny_images, tmp_path):
-    assert _kill_suite(tiny_images, tmp_path, kills=1, seed=0, epochs=4) >= 1
+    assert _kill_suite(tiny_images, tmp_path, kills=2, seed=0, epochs=6) >= 1
 
 
 @pytest.mark.slow
 def test_many_kills_at_random_moments_then_resume_is_bit_exact(tiny_images, tmp_path):
-    """Kills land during epochs, checkpoint writes, the final evaluation, or process start."""
-    assert _kill_suite(tiny_images, tmp_path, kills=6, seed=1, epochs=10) >= 3
+    """Kills land during epochs, checkpoint writes, the final evaluation, or the data load."""
+    assert _kill_suite(tiny_images, tmp_path, kills=8, seed=1, epochs=10) >= 5
 
 
 def test_sigterm_says_how_to_resume(tiny_images, tmp_path):

@@ -19,13 +19,6 @@ FAST = ["train.log_every=2", "grad_monitor.every=5"]
 CLASSES = ["circle", "triangle", "square", "star"]
 
 
-@pytest.fixture(autouse=True)
-def slow_only_when_asked(request):
-    """`slow` tests run only under `-m slow` (the default suite stays fast)."""
-    if request.node.get_closest_marker("slow") and "slow" not in request.config.getoption("markexpr"):
-        pytest.skip("slow: run with -m slow")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """One torch thread: on a busy shared CPU, two spinning OpenMP threads train up to 10x slower."""
