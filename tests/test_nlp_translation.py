@@ -21,8 +21,8 @@ QUICK = ["train.log_every=5", "grad_monitor.every=50"]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """The default model and config on the sample data, for 16 epochs instead of the ~38 that the
-    default's 1000 steps (train.min_steps) take.
+    """The default model and config on the sample data, for 16 epochs instead of the (up to) ~76 that
+    the default's 2000 steps (train.min_steps) plan.
 
     The warmup fraction is raised so that the warmup lasts about as many steps as the default's: a
     post-norm transformer trained from scratch needs it to start attending to the source.

@@ -99,8 +99,11 @@ class NlpTranslation(Recipe):
             },
             "train": {
                 # a seq2seq model from scratch needs about a thousand updates before it translates rather
-                # than emitting its most frequent sentence: a few hundred pairs get that many epochs
-                "min_steps": 1000,
+                # than emitting its most frequent sentence, and a schedule planned over 2000 keeps the lr
+                # up long enough to pass copying the source on real .po catalogues of ~500 pairs (chrF
+                # 32.8 vs 30.5 and 33.8 vs 32.0, where 1000 steps gave 28.0 and 32.0; bench/quality);
+                # patience ends it sooner once validation chrF stops rising
+                "min_steps": 2000,
                 "warmup": 0.1,
                 "patience": 10,
                 "lr": opt(
