@@ -232,7 +232,6 @@ def bench_predict(rows: int) -> None:
     from dlkit_recipes.tabular_fraud import TabularFraud
 
     from dlkit import jobs
-    from dlkit.engine import checkpoint
     from dlkit.run import Run
 
     spec = importlib.util.spec_from_file_location("make_tf", ROOT / "sample_data" / "make_tabular_fraud.py")
@@ -254,7 +253,7 @@ def bench_predict(rows: int) -> None:
         recipe = TabularFraud(jobs.build_config(TabularFraud, None, [], base=run.config()))
         state = run.state()
         model = recipe.build_model(state)
-        checkpoint.load_weights(run.checkpoint("best"), model)
+        run.load_best(model)
         frame = pd.read_csv(source)
         start = time.perf_counter()
         features = CleaningPipeline.from_state(state["pipeline"]).transform(frame)

@@ -75,7 +75,7 @@ def _alive(pid: int) -> bool:
 class Run:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._best: Path | None = None  # the checked `best` (looked up once training is over)
+        self._best: Path | None = None  # the checkpoint `load_best` used
 
     @staticmethod
     def ensure_free(path: Path) -> None:
@@ -224,14 +224,25 @@ class Run:
         return value
 
     def checkpoint(self, which: str = "best") -> Path:
-        """The path of `best` or `last`; `best` is the first intact of best and last (checked, warned)."""
-        from dlkit.engine import checkpoint
-
+        """The path of `best` or `last`; for `best`, the one `load_best` read (it may have fallen back to
+        `last`), else `best` when it exists, else `last`."""
         folder = self.path / "checkpoints"
         if which != "best":
             return folder / f"{which}.safetensors"
-        if self._best is None:
-            self._best = checkpoint.first_intact([folder / "best.safetensors", folder / "last.safetensors"])
+        if self._best is not None:
+            return self._best
+        best = folder / "best.safetensors"
+        return best if best.exists() else folder / "last.safetensors"
+
+    def load_best(self, model) -> Path:
+        """The run's best weights into `model`, read once and checked; an intact `last` stands in for a
+        damaged `best` (with a warning). The checkpoint used."""
+        from dlkit.engine import checkpoint
+
+        folder = self.path / "checkpoints"
+        self._best = checkpoint.load_weights(
+            [folder / "best.safetensors", folder / "last.safetensors"], model
+        )
         return self._best
 
     def write_config(self, cfg: dict) -> None:

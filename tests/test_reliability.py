@@ -139,11 +139,11 @@ def test_both_checkpoints_damaged_is_a_clear_error(cli, trained, tmp_path, how):
 def test_a_checkpoint_of_another_model_or_without_training_state(trained, tmp_path):
     other = torch.nn.Linear(3, 2)
     with pytest.raises(UserError, match="does not fit this model"):
-        checkpoint.load_weights(trained / "checkpoints/best.safetensors", other)
+        checkpoint.load_weights([trained / "checkpoints/best.safetensors"], other)
     bare = tmp_path / "bare.safetensors"
     save_file({"model.weight": torch.zeros(2, 3), "model.bias": torch.zeros(2)}, str(bare))
     with pytest.raises(UserError, match="lacks the training state"):
-        checkpoint.load_full(bare, other)
+        checkpoint.load_full([bare], other)
 
 
 def test_a_damaged_last_checkpoint_resumes_from_best(cli, trained, tmp_path):

@@ -93,20 +93,21 @@ def read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return meta, tensors
 
 
-def first_intact(paths: list[Path]) -> Path:
-    """The first of `paths` that reads and checks out, with a warning for each damaged one before it."""
+def first_intact(paths: list[Path]) -> tuple[Path, dict, dict[str, torch.Tensor]]:
+    """The first of `paths` that reads and checks out, as (path, meta, tensors), read once; a warning
+    for each damaged one before it."""
     problems = []
     for path in paths:
         if not path.is_file():
             continue
         try:
-            read(path)
+            meta, tensors = read(path)
         except UserError as exc:
             problems.append(exc)
             continue
         for problem in problems:
             console.warn(f"{problem.message}; using '{path.name}' instead")
-        return path
+        return path, meta, tensors
     if problems:
         raise problems[0]
     raise UserError(
@@ -126,14 +127,18 @@ def _apply(path: Path, model: torch.nn.Module, tensors: dict[str, torch.Tensor])
         ) from None
 
 
-def load_weights(path: Path, model: torch.nn.Module) -> None:
-    """Only the `model.*` tensors: what evaluate, predict and export need."""
-    _apply(path, model, read(path)[1])
+def load_weights(paths: list[Path], model: torch.nn.Module) -> Path:
+    """Only the `model.*` tensors (what evaluate, predict and export need), from the first intact of
+    `paths`; the path they came from."""
+    path, _, tensors = first_intact(paths)
+    _apply(path, model, tensors)
+    return path
 
 
-def load_full(path: Path, model: torch.nn.Module, optimizer=None) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Restore weights and optimizer; return (meta, remaining tensors such as rng.*)."""
-    meta, tensors = read(path)
+def load_full(paths: list[Path], model: torch.nn.Module, optimizer=None) -> tuple[Path, dict, dict]:
+    """Restore weights and optimizer from the first intact of `paths`; return (path, meta, remaining
+    tensors such as rng.*)."""
+    path, meta, tensors = first_intact(paths)
     missing = [k for k in ("epoch", "step", "scheduler", "early_stopping", "rng") if k not in meta]
     if missing:
         raise UserError(
@@ -157,4 +162,4 @@ def load_full(path: Path, model: torch.nn.Module, optimizer=None) -> tuple[dict,
                 "resume with the run's own config, or start a new run",
             ) from None
     rest = {k: v for k, v in tensors.items() if not k.startswith(("model.", "optim."))}
-    return meta, rest
+    return path, meta, rest

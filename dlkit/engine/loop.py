@@ -248,8 +248,9 @@ def load_checkpoint(state: TrainState, run_dir: Path) -> int:
         for stale in ckpt_dir.glob(".*tmp*"):
             stale.unlink()
     # a damaged `last` (a disk fault, not a kill: writes are atomic) falls back to `best`
-    source = checkpoint.first_intact([ckpt_dir / "last.safetensors", ckpt_dir / "best.safetensors"])
-    meta, rest = checkpoint.load_full(source, state.model, state.optimizer)
+    _, meta, rest = checkpoint.load_full(
+        [ckpt_dir / "last.safetensors", ckpt_dir / "best.safetensors"], state.model, state.optimizer
+    )
     state.scheduler.load_state_dict(meta["scheduler"])
     state.stopper.load(meta["early_stopping"])
     if state.scaler is not None and meta.get("scaler"):

@@ -95,12 +95,11 @@ def prepare_model(recipe: Recipe, state: dict, fresh: bool):
 
 def load_best(run: Run, recipe: Recipe, state: dict):
     """The run's best weights in the recipe's model, on the configured device."""
-    from dlkit.engine import checkpoint
     from dlkit.engine.device import pick_device
 
     device = pick_device(recipe.cfg["device"])
     model = prepare_model(recipe, state, fresh=False)
-    checkpoint.load_weights(run.checkpoint("best"), model)
+    run.load_best(model)
     if recipe.cfg["train"]["channels_last"]:
         import torch
 

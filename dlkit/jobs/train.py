@@ -40,7 +40,7 @@ def train_and_evaluate(
 
     The train command and anything that re-trains (a backtest fold, a tuning trial) share this.
     """
-    from dlkit.engine import checkpoint, distributed
+    from dlkit.engine import distributed
     from dlkit.engine.loop import fit
 
     run = Run(run_dir)
@@ -65,7 +65,7 @@ def train_and_evaluate(
     distributed.teardown()
     if not main:  # rank 0 finishes alone
         return result, None
-    checkpoint.load_weights(run.checkpoint("best"), model)  # the same module: no rebuild, no reload
+    run.load_best(model)  # the same module: no rebuild, no reload
     _finish_training(run, recipe, data, model)
     return result, evaluate_loaded(run, recipe, data, split="test", model=model)
 
