@@ -25,6 +25,9 @@ FAST = {
     "tabular-fraud": ["train.epochs=1"],
     "finance-forecasting": ["train.epochs=2"],
     "medical-imaging": ["train.epochs=1"],
+    "vision-face": ["train.epochs=1"],
+    "drug-property": ["train.epochs=1"],
+    "nlp-chat": ["train.epochs=1"],
     "toy-points": ["train.epochs=3"],
 }
 PLUGIN = "toy-points"

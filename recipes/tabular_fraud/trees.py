@@ -3,13 +3,14 @@ the number of trees chosen on validation, every tree dumped as JSON lists and pr
 
 Why arrays: the run's state is JSON and loading never unpickles code, so `dlkit evaluate` re-scores the
 baseline from the state alone. Each tree is sklearn's own node table (the predictor that `predict_proba`
-walks): a row goes left when its feature is <= the node's threshold. The cleaned features have no
-missing values and no categorical splits (categoricals arrive one-hot), so that rule is the whole tree.
+walks), stored and walked by the shared `dlkit.data.trees`.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from dlkit.data.trees import hist_gradient_boosting_table, leaf_values
 
 MAX_TREES = 100  # scikit-learn's default; validation keeps the first k of them
 
@@ -29,38 +30,13 @@ def fit_trees(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val
             for raw in model.staged_decision_function(x_val)
         ]
         keep = int(np.argmin(losses)) + 1
-    trees = [_dump(model._predictors[i][0].nodes) for i in range(keep)]
+    trees = [hist_gradient_boosting_table(model._predictors[i][0].nodes) for i in range(keep)]
     return {"bias": float(np.ravel(model._baseline_prediction)[0]), "trees": trees}
 
 
-def _dump(nodes: np.ndarray) -> dict:
-    """One tree's node table as lists; a leaf has feature -1 and its value (already times the learning
-    rate) is what it adds to the log-odds."""
-    leaf = nodes["is_leaf"].astype(bool)
-    return {
-        "feature": np.where(leaf, -1, nodes["feature_idx"]).astype(int).tolist(),
-        "threshold": nodes["num_threshold"].astype(float).tolist(),
-        "left": nodes["left"].astype(int).tolist(),
-        "right": nodes["right"].astype(int).tolist(),
-        "value": nodes["value"].astype(float).tolist(),
-    }
-
-
 def tree_scores(params: dict, inputs: np.ndarray) -> np.ndarray:
-    """P(positive) for each row: the sigmoid of the bias plus every tree's leaf value, all rows walked
-    down each tree together."""
-    x = inputs.astype(np.float64)
-    rows = np.arange(len(x))
-    raw = np.full(len(x), params["bias"])
+    """P(positive) for each row: the sigmoid of the bias plus every tree's leaf value."""
+    raw = np.full(len(inputs), params["bias"])
     for tree in params["trees"]:
-        feature, threshold = np.asarray(tree["feature"]), np.asarray(tree["threshold"])
-        left, right = np.asarray(tree["left"]), np.asarray(tree["right"])
-        node = np.zeros(len(x), dtype=np.int64)
-        inner = feature[node] >= 0
-        while inner.any():
-            at = node[inner]
-            go_left = x[rows[inner], feature[at]] <= threshold[at]
-            node[inner] = np.where(go_left, left[at], right[at])
-            inner = feature[node] >= 0
-        raw += np.asarray(tree["value"])[node]
+        raw += leaf_values(tree, inputs)
     return 1 / (1 + np.exp(-raw))
