@@ -102,7 +102,7 @@ def dlkit_loop(train, val, epochs: int, lean: bool) -> float:
             [f"data.batch_size={BATCH}", f"train.epochs={epochs}", "train.patience=0", "device=cpu", *extra]
         ),
     )
-    steps_per_epoch = -(-N_TRAIN // BATCH)
+    steps_per_epoch = -(-len(train[0]) // BATCH)
     with tempfile.TemporaryDirectory() as tmp:
         result = fit(
             make_model(),

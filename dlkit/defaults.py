@@ -7,10 +7,29 @@ from dlkit.config import Schema, opt
 SHARED: Schema = {
     "seed": opt(0, "random seed for weights, splits, shuffling and augmentation"),
     "device": opt("auto", "where to train: auto picks cuda, then mps, then cpu (or cuda:1 etc.)"),
+    "deterministic": opt(
+        False,
+        "bit-exact training on CUDA (CPU always is): deterministic kernels, cuBLAS workspace :4096:8 "
+        "(~32 MiB more GPU memory), no cuDNN autotuning; slower (often 10-30%), and an op with no "
+        "deterministic CUDA kernel stops the run naming it",
+    ),
+    "threads": opt(
+        "auto",
+        "CPU threads for training and inference; auto = the cores this process may use (affinity mask, "
+        "container quota, OMP_NUM_THREADS), at most 16; OpenMP threads sleep rather than spin while waiting",
+        type=int,
+        auto=True,
+    ),
     "data": {
         "path": opt(None, "data file or folder (each recipe defaults to its sample data)", type=str),
         "batch_size": opt(64, "examples per step"),
-        "num_workers": opt(0, "data-loading worker processes (0 = load in the main process)"),
+        "num_workers": opt(
+            "auto",
+            "data-loading worker processes (0 = load in the main process); auto = none for data held in "
+            "memory or with 2 cores or fewer, else up to 4 for data read from disk per example",
+            type=int,
+            auto=True,
+        ),
         "val_fraction": opt(0.15, "share held out for validation when the data has no val split"),
         "test_fraction": opt(0.15, "share held out for testing when the data has no test split"),
     },
@@ -76,6 +95,11 @@ SHARED: Schema = {
             ["auto", "bf16", "fp16", "off"],
         ),
         "channels_last": opt(False, "channels-last memory format for conv nets (faster on recent GPUs)"),
+        "compile": opt(
+            False,
+            "torch.compile the training forward (faster steps on GPU after a warm-up of a minute or so); "
+            "parts that cannot be compiled run as usual",
+        ),
         "patience": opt(
             5,
             "stop after this many validation checks without improvement of the monitored metric "
@@ -92,6 +116,14 @@ SHARED: Schema = {
     "predict": {
         "chunk_size": opt(
             1024, "examples predicted, written out and freed at a time (keeps memory flat on large inputs)"
+        ),
+    },
+    "report": {
+        "enabled": opt(True, "write RUN/report/index.html (plots, metrics, verdict) when training ends"),
+    },
+    "logging": {
+        "tensorboard": opt(
+            False, "also write TensorBoard event files to RUN/tb/ (needs pip install 'dlkit[report]')"
         ),
     },
     "grad_monitor": {

@@ -1,4 +1,4 @@
-"""Hugging Face glue shared by the NLP recipes (nlp-sentiment, nlp-translation).
+"""Hugging Face glue shared by the NLP recipes (nlp-sentiment, nlp-translation, nlp-chat).
 
 - Tokenizers trained on the user's own texts (WordPiece or byte-level BPE), which is what makes the
   default NLP models work fully offline; returned as transformers fast tokenizers, so they save and
@@ -8,7 +8,8 @@
   folder or the hub.
 - Local or cached hub checkpoints: where a model name points, one error naming what is wrong with it,
   loading pretrained weights quietly.
-- Dynamic padding (`pad_collate`) and length ordering of evaluation and prediction sets.
+- Dynamic padding (`pad_collate`; `pad_sequences` left-pads prompts for generation) and length ordering
+  of evaluation and prediction sets.
 - Saving the trained model and its tokenizer with `save_pretrained` (the run's `model/` folder).
 """
 
@@ -141,18 +142,29 @@ def train_tokenizer(
     min_frequency: int = 2,
 ):
     """A WordPiece (BERT-style) or byte-level BPE tokenizer trained on `texts`, as a fast tokenizer
-    whose texts come out as `[CLS] text [SEP]`."""
+    whose texts come out as `[CLS] text [SEP]`. The same texts give the same tokenizer, run to run.
+
+    The trainer breaks ties between equally frequent merges by token id. A byte-level BPE alphabet has
+    fixed ids; WordPiece's word-inner pieces ("##e") would get theirs in the order of the trainer's
+    word table, a hash map seeded at random per process (threads play no part: one thread varies too),
+    so one corpus gave different vocabularies. Those pieces are given fixed ids first (`_inner_pieces`).
+    """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials = list(dict.fromkeys(SPECIAL.values()))
     norm = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
+    texts = list(texts)
     if kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=SPECIAL["unk_token"]))
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece()
+        inner = _inner_pieces(texts, norm, tok.pre_tokenizer)
         trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials, show_progress=False
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=specials + inner,
+            show_progress=False,
         )
     elif kind == "bpe":
         tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
@@ -168,7 +180,11 @@ def train_tokenizer(
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}")
     tok.normalizer = norm
-    tok.train_from_iterator(list(texts), trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
+    if kind == "wordpiece":  # the inner pieces were special only to fix their ids: plain vocabulary again
+        trained, tok = tok, Tokenizer(tok.model)
+        tok.normalizer, tok.pre_tokenizer, tok.decoder = norm, trained.pre_tokenizer, trained.decoder
+        tok.add_special_tokens(specials)
     cls, sep = SPECIAL["cls_token"], SPECIAL["sep_token"]
     tok.post_processor = processors.TemplateProcessing(
         single=f"{cls} $A {sep}",
@@ -176,6 +192,20 @@ def train_tokenizer(
         special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
     )
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
+
+
+def _inner_pieces(texts: list[str], normalizer, pre_tokenizer, prefix: str = "##") -> list[str]:
+    """Every word-inner piece the WordPiece trainer starts from ("##" + each character found after a
+    word's first), sorted: passed first, as special tokens, their ids no longer depend on the trainer's
+    hash order. The distinct words come from a word-level pass of the same normalizer and pre-tokenizer
+    (in Rust: a third of the WordPiece training time, where a Python loop over the texts took half)."""
+    from tokenizers import Tokenizer, models, trainers
+
+    words = Tokenizer(models.WordLevel(unk_token=SPECIAL["unk_token"]))
+    words.normalizer, words.pre_tokenizer = normalizer, pre_tokenizer
+    every = trainers.WordLevelTrainer(vocab_size=2**31 - 1, min_frequency=0, show_progress=False)
+    words.train_from_iterator(texts, trainer=every)
+    return [prefix + c for c in sorted({c for word in words.get_vocab() for c in word[1:]})]
 
 
 def tokenizer_state(tokenizer, trained: bool) -> dict:
@@ -291,3 +321,20 @@ def pad_collate(items: list[dict], pad_values: dict[str, int], masks: dict[str, 
         else:
             batch[key] = values
     return batch
+
+
+def pad_sequences(
+    sequences: Sequence[Sequence[int]], pad_id: int, left: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists as one padded tensor and its 0/1 attention mask. `left` pads in front, as batched
+    generation with a decoder-only model needs: every prompt then ends where the new tokens begin."""
+    longest = max((len(s) for s in sequences), default=0)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if not len(seq):
+            continue
+        cols = slice(longest - len(seq), longest) if left else slice(0, len(seq))
+        ids[row, cols] = torch.as_tensor(seq, dtype=torch.long)
+        mask[row, cols] = 1
+    return ids, mask

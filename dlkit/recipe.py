@@ -17,6 +17,7 @@ The order the core calls things in:
     recipe.baselines(data)                      # named predictors; the core scores them with metrics()
     recipe.eval_details(data, metrics, base)    # extras for eval.json's `details`
     recipe.read_inputs / predict_step / to_records / write_outputs   # predict, in chunks
+    recipe.report_sections(data, tested, evaluation, folder)         # report: the recipe's own sections
 
 A recipe keeps no state on `self` beyond its config (set in `__init__`) and what `setup` builds.
 
@@ -26,7 +27,7 @@ This module imports nothing heavy, so listing recipes stays cheap.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -190,6 +191,17 @@ class Recipe(ABC):
         """
 
     # --- optional hooks ----------------------------------------------------------------------------
+    @classmethod
+    def tune_space(cls) -> dict:
+        """A starting search space for `dlkit tune --example-space`: dotted config key -> one of
+        {"choices": [...]}, {"int": {"low", "high", "step"}} or {"float": {"low", "high", "log"}}.
+        The default searches the shared training keys; recipes add their own (width, depth, model...)."""
+        return {
+            "train.lr": {"float": {"low": 1e-4, "high": 1e-2, "log": True}},
+            "train.weight_decay": {"float": {"low": 1e-5, "high": 1e-1, "log": True}},
+            "data.batch_size": {"choices": [32, 64, 128]},
+        }
+
     def check(self, path: Path) -> list[Finding]:
         """Pre-flight findings for `dlkit check`. The default tries to read and split the data.
 
@@ -215,6 +227,13 @@ class Recipe(ABC):
 
         return default_collate(items)
 
+    def train_batches(self, data: RecipeData, batch_size: int, generator: torch.Generator):
+        """Only for recipes whose batches need a make-up (metric learning: P identities x K images
+        each): a batch sampler over `data.train` (an iterable of index lists with a `len`), drawing
+        every random choice from `generator`, which the engine reseeds each epoch so runs and resumes
+        repeat. Not overridden (the default): shuffled batches, or `data.train_weights` sampling."""
+        raise NotImplementedError
+
     def calibrate(self, ids: list, outputs: dict, data: RecipeData) -> dict:
         """Fit post-training parameters on validation predictions (e.g. a decision threshold).
 
@@ -224,3 +243,30 @@ class Recipe(ABC):
 
     def save_native(self, model: torch.nn.Module, state: dict, folder: Path) -> None:  # noqa: B027
         """Also save the trained model in its library's own format (e.g. Hugging Face) into `folder`."""
+
+    def chat_batch(self, turns: list[dict]) -> dict | None:
+        """For `dlkit chat`: the conversation so far ([{"role", "content"}, ...], the user's turn last) as one
+        collated batch that `predict_step` answers; `to_records` then gives a record whose "response" is
+        shown. Called after `setup`. Default None: this recipe does not chat (exit 2)."""
+        return None
+
+    def export_adapter(self, state: dict):
+        """For `dlkit export` and `predict --backend onnx`: a `dlkit.export.ExportAdapter` saying which batch
+        tensors feed the graph, what comes out, and how the exported graph stands in for the model in
+        `predict_step`. Called after `setup`. The default: this recipe cannot be exported yet (exit 2)."""
+        from dlkit.export.adapter import not_exportable
+
+        raise not_exportable(self)
+
+    def report_sections(
+        self, data: RecipeData, tested: Iterable[dict], evaluation: dict, folder: Path
+    ) -> list:
+        """The recipe's own sections of `dlkit report` (confusion matrix, PR curve, overlays...).
+
+        `evaluation` is the run's eval.json ({} when missing). `tested` runs the test split through
+        `step(model, batch, "test")` lazily, one {"batch": the collated CPU batch, ids included, "preds",
+        "target"} (on the CPU) per batch; each pass re-runs the model, nothing runs if it is not read.
+        Save figures into `folder` with `dlkit.report.plots.save` and return `dlkit.report.Section`s.
+        Default: no recipe sections.
+        """
+        return []

@@ -1,9 +1,24 @@
-"""Recipes are found through the `dlkit.recipes` entry-point group, built-in ones included."""
+"""Recipes are found through the `dlkit.recipes` entry-point group, built-in ones included.
+
+Listing recipes should not import torch: a recipe package may say what `dlkit recipes` shows in a
+`RECIPE_META` dict (every key of ATTRIBUTES) and export its class lazily, so importing the package
+stays cheap (three lines in its `__init__.py`; the class keeps the same attributes, and
+tests/test_fast_listing.py checks they agree):
+
+    from dlkit.registry import lazy_exports
+    RECIPE_META = {"name": "my-recipe", "task": ..., "description": ..., "default_model": ..., ...}
+    __getattr__ = lazy_exports(__name__, MyRecipe="recipe")   # MyRecipe lives in my_package/recipe.py
+
+A plug-in without them works the same, only its listing imports the class.
+"""
 
 from __future__ import annotations
 
 import difflib
-from importlib.metadata import entry_points
+import importlib
+import sys
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
 
 from dlkit.errors import UserError
 from dlkit.recipe import Recipe
@@ -16,7 +31,7 @@ def recipe_names() -> list[str]:
     return sorted({ep.name for ep in entry_points(group=GROUP)})
 
 
-def get_recipe(name: str) -> type[Recipe]:
+def _entry_point(name: str) -> EntryPoint:
     found = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not found:
         names = recipe_names()
@@ -26,9 +41,42 @@ def get_recipe(name: str) -> type[Recipe]:
     if len({ep.value for ep in found}) > 1:
         sources = ", ".join(ep.value for ep in found)
         raise UserError(f"recipe '{name}' is registered twice ({sources}); uninstall one of the packages")
-    source = found[0].value
+    return found[0]
+
+
+def recipe_meta(name: str) -> dict[str, str]:
+    """What `dlkit recipes` shows (ATTRIBUTES), from the package's RECIPE_META when it has one (torch
+    stays unloaded), else from the recipe class itself."""
+    ep = _entry_point(name)
     try:
-        cls = found[0].load()
+        meta = getattr(importlib.import_module(ep.module), "RECIPE_META", None)
+    except Exception:  # a broken package: get_recipe names the problem
+        meta = None
+    if isinstance(meta, dict) and meta.get("name") == name and all(a in meta for a in ATTRIBUTES):
+        return {a: meta[a] for a in ATTRIBUTES}
+    cls = get_recipe(name)
+    return {a: getattr(cls, a) for a in ATTRIBUTES}
+
+
+def lazy_exports(package: str, **names: str) -> Callable[[str], object]:
+    """A module `__getattr__` for `package`: `Name="module"` imports `package.module` and returns its
+    `Name` on first use (then keeps it), so importing the package itself loads nothing heavy."""
+
+    def __getattr__(attr: str) -> object:
+        if attr not in names:
+            raise AttributeError(f"module {package!r} has no attribute {attr!r}")
+        value = getattr(importlib.import_module(f"{package}.{names[attr]}"), attr)
+        setattr(sys.modules[package], attr, value)
+        return value
+
+    return __getattr__
+
+
+def get_recipe(name: str) -> type[Recipe]:
+    ep = _entry_point(name)
+    source = ep.value
+    try:
+        cls = ep.load()
     except Exception as exc:  # a broken plug-in is named, and breaks no other recipe
         raise UserError(
             f"recipe '{name}' ({source}) cannot be imported: {type(exc).__name__}: {exc}",

@@ -255,11 +255,18 @@ class Run:
         atomic_write_text(self.path / name, json.dumps(data, indent=2, default=str))
 
     def write_manifest(self, recipe: str, cfg: dict, device: str, data: dict, **extra) -> None:
+        """What the run was made from beyond config.yaml: versions, threads, device, data fingerprint,
+        and whether a rerun gives the same weights bit for bit (`bit_reproducible`, with the reason)."""
         import torch
 
+        from dlkit.reproducibility import bit_reproducible, environment
+        from dlkit.version import git_commit
+
+        exact, why = bit_reproducible(torch.device(device).type, cfg.get("deterministic", False))
         manifest = {
             "recipe": recipe,
             "dlkit": __version__,
+            "git_commit": git_commit(),  # the checkout's commit (+dirty), None for an installed wheel
             "torch": torch.__version__,
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -267,6 +274,10 @@ class Run:
             "seed": cfg["seed"],
             "device": device,
             "data": data,
+            **environment(),
+            "deterministic": cfg.get("deterministic", False),
+            "bit_reproducible": exact,
+            "bit_reproducible_reason": why,
             "created": datetime.now().isoformat(timespec="seconds"),
             "status": "running",
             **extra,

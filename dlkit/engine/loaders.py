@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
 
 from dlkit.engine import distributed
+from dlkit.engine.threads import auto_workers, resolve_threads
 from dlkit.errors import UserError
 
 
@@ -16,14 +17,31 @@ def make_loader(
     collate=None,
     weights: list[float] | None = None,
     shard: bool = False,
+    batch_sampler=None,
 ) -> DataLoader:
     """Shuffling (or weighted sampling) draws from the loader's generator, reseeded each epoch by `fit`.
 
     In a distributed run each process gets its own shard of training batches through a
     DistributedSampler; `shard=True` shards an evaluation loader the same way (in order; the sampler
     repeats a few examples so every process gets as many), and the metrics gather across processes.
+
+    `batch_sampler(batch_size, generator)`, when given for a training loader, makes the batches
+    (lists of indices, e.g. P identities x K images for metric learning) from that same generator.
     """
     generator = torch.Generator().manual_seed(cfg["seed"]) if shuffle else None
+    if shuffle and batch_sampler is not None:
+        if distributed.enabled():
+            raise UserError(
+                "this recipe's own batch sampler is not supported in distributed training yet",
+                "train in one process",
+            )
+        return DataLoader(
+            dataset,
+            batch_sampler=batch_sampler(cfg["data"]["batch_size"], generator),
+            collate_fn=collate,
+            generator=generator,
+            **_worker_options(dataset, cfg),
+        )
     sampler = None
     if distributed.enabled() and (shuffle or shard):
         if weights is not None and shuffle:
@@ -41,9 +59,22 @@ def make_loader(
         batch_size=cfg["data"]["batch_size"],
         shuffle=shuffle and sampler is None,
         sampler=sampler,
-        num_workers=cfg["data"]["num_workers"],
         collate_fn=collate,
         generator=generator,
-        persistent_workers=False,
-        pin_memory=torch.cuda.is_available(),
+        **_worker_options(dataset, cfg),
     )
+
+
+def _worker_options(dataset: Dataset, cfg: dict) -> dict:
+    """Worker processes (`data.num_workers`, auto: see threads.auto_workers), kept alive across epochs
+    so they start once; pinned host memory on CUDA so batch copies can overlap with compute."""
+    workers = cfg["data"]["num_workers"]
+    if workers == "auto":
+        workers = auto_workers(
+            dataset, cfg["data"]["batch_size"], resolve_threads(cfg.get("threads", "auto"))
+        )
+    return {
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "pin_memory": torch.cuda.is_available(),
+    }

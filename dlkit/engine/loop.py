@@ -111,11 +111,14 @@ def build_state(model: torch.nn.Module, cfg: dict, steps_per_epoch: int, mode: s
     model.to(device)
     if train["channels_last"]:
         model.to(memory_format=torch.channels_last)
+    if device.type == "cuda" and not cfg["deterministic"] and _has_conv(model):
+        torch.backends.cudnn.benchmark = True  # time conv kernels once per input shape, keep the fastest
     net = model
     if distributed.enabled():
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    net = _compiled(net) if train["compile"] else net
     optimizer = build_optimizer(model, train)
     return TrainState(
         model=model,
@@ -129,6 +132,24 @@ def build_state(model: torch.nn.Module, cfg: dict, steps_per_epoch: int, mode: s
         grad_monitor=GradientMonitor(model, gm["vanish"], gm["explode"]) if gm["enabled"] else None,
         params=[p for p in model.parameters() if p.requires_grad],
     )
+
+
+def _has_conv(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+
+
+def _compiled(net: torch.nn.Module) -> torch.nn.Module:
+    """`train.compile`: the training forward through torch.compile; a graph that cannot be compiled runs
+    eagerly (dynamo's suppress_errors), and where compile is unavailable training goes on without it.
+    Checkpoints and evaluation keep using the plain module, so saved weights have their usual names."""
+    try:
+        import torch._dynamo
+
+        torch._dynamo.config.suppress_errors = True
+        return torch.compile(net)
+    except Exception as exc:  # no compiler backend on this platform or torch build
+        console.warn(f"train.compile: torch.compile is not available here ({exc}); training without it")
+        return net
 
 
 def _optimizer_step(state: TrainState, cfg: dict) -> None:
@@ -295,11 +316,16 @@ def fit(
     collate=None,
     train_weights: list[float] | None = None,
     resume: bool = False,
-    on_epoch_end: Callable[[int, dict], None] | None = None,
+    on_epoch_end: Callable[[int, dict], bool | None] | None = None,
+    batch_sampler: Callable | None = None,
 ) -> FitResult:
     """Train `model` with `step(model, batch, stage)`, validating at every check (budget.py); best and
-    last checkpoints. `on_epoch_end(epoch, record)` runs after each check (record: its metrics.jsonl line)."""
-    loader = make_loader(train_set, cfg, shuffle=True, collate=collate, weights=train_weights)
+    last checkpoints. `on_epoch_end(epoch, record)` runs after each check (record: its metrics.jsonl line)
+    and may return True to stop training after it (a tuning pruner);
+    `batch_sampler(batch_size, generator)`, when given, makes the training batches (see make_loader)."""
+    loader = make_loader(
+        train_set, cfg, shuffle=True, collate=collate, weights=train_weights, batch_sampler=batch_sampler
+    )
     val_loader = make_loader(val_set, cfg, shuffle=False, collate=collate, shard=True)
     steps = math.ceil(len(loader) / max(1, cfg["train"]["grad_accum"]))
     cfg = {**cfg, "train": budget.resolve(cfg["train"], steps)}
@@ -371,7 +397,7 @@ def _check(
     seen: int,
     batches: int,
     started: float,
-    on_epoch_end: Callable[[int, dict], None] | None,
+    on_epoch_end: Callable[[int, dict], bool | None] | None,
 ) -> bool:
     """One validation check: metrics, the log line, checkpoints, progress. True when training should stop."""
     train, main = cfg["train"], distributed.is_main()
@@ -407,6 +433,5 @@ def _check(
         metric_text,
         seen,
     )
-    if on_epoch_end is not None:
-        on_epoch_end(state.epoch, record)
-    return distributed.any_true(state.stopper.should_stop(state.step) or _capped(state, train))
+    asked = on_epoch_end is not None and bool(on_epoch_end(state.epoch, record))  # True: stop here
+    return distributed.any_true(state.stopper.should_stop(state.step) or _capped(state, train) or asked)

@@ -11,10 +11,18 @@ from dlkit.errors import UserError
 from dlkit.recipe import Recipe
 from dlkit.run import Run
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Keys `evaluate` and `predict` may change: they do not touch the fitted model. A recipe adds its own
 # through `Recipe.inference_keys`. Entries ending in "." are prefixes.
-INFERENCE_KEYS = ("device", "data.batch_size", "data.num_workers", "train.amp", "predict.", "generate.")
+INFERENCE_KEYS = (
+    "device",
+    "data.batch_size",
+    "data.num_workers",
+    "threads",
+    "train.amp",
+    "predict.",
+    "generate.",
+    "report.",
+)
 
 
 def schema_for(cls: type[Recipe]) -> dict:
@@ -64,11 +72,13 @@ def run_config(cls: type[Recipe], run: Run, overrides: list[str]) -> dict:
 
 
 def resolve_data_path(value: str | None, cls: type[Recipe]) -> Path:
-    """A path as given, or relative to the project for the bundled sample data."""
+    """A path as given, else the checkout's or the installed wheel's copy of the bundled sample data."""
+    from dlkit.samples import locate
+
     raw = value or cls.sample_data
     path = Path(raw).expanduser()
-    if not path.exists() and not path.is_absolute() and (PROJECT_ROOT / path).exists():
-        path = PROJECT_ROOT / path
+    if not path.exists():
+        path = locate(raw) or path
     if not path.exists():
         raise UserError(
             f"data path '{raw}' does not exist", "pass --data PATH to a folder or file of your data"
@@ -108,10 +118,12 @@ def load_best(run: Run, recipe: Recipe, state: dict):
 
 
 def open_run(run_path: Path, overrides: list[str]) -> tuple[Run, Recipe]:
-    """A run and its recipe, set up for inference (evaluate, predict)."""
+    """A run and its recipe, set up for inference (evaluate, predict), torch's threads sized for it."""
+    from dlkit.engine.threads import apply_threads
     from dlkit.registry import get_recipe
 
     run = Run.open(run_path)
     cls = get_recipe(run.recipe)
     recipe = cls(run_config(cls, run, overrides))
+    apply_threads(recipe.cfg["threads"])
     return run, recipe

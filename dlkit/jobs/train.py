@@ -11,6 +11,7 @@ from dlkit.jobs.common import build_config, deep_update, is_key_in, prepare_mode
 from dlkit.jobs.evaluation import evaluate_loaded
 from dlkit.recipe import Recipe, RecipeData
 from dlkit.registry import get_recipe
+from dlkit.reproducibility import differences, environment, make_deterministic, manifest_beside
 from dlkit.run import CLAIM, Run, default_run_dir, fingerprint
 
 
@@ -33,10 +34,11 @@ def train_and_evaluate(
     *,
     resume: bool = False,
     on_epoch_end: Callable | None = None,
+    test: bool = True,
 ):
     """Set the recipe up, fit into `run_dir` (which exists), then on the main process calibrate, save the
     native format and evaluate the test split beside the baselines (eval.json). Returns (FitResult, eval
-    dict) — the eval dict is None on the other processes of a distributed run.
+    dict) — the eval dict is None on the other processes of a distributed run, {} with `test=False`.
 
     The train command and anything that re-trains (a backtest fold, a tuning trial) share this.
     """
@@ -60,6 +62,7 @@ def train_and_evaluate(
         train_weights=data.train_weights,
         resume=resume,
         on_epoch_end=on_epoch_end,
+        batch_sampler=_batch_sampler(recipe, data),
     )
     main = distributed.is_main()  # asked before teardown: afterwards every process looks like rank 0
     distributed.teardown()
@@ -67,7 +70,16 @@ def train_and_evaluate(
         return result, None
     run.load_best(model)  # the same module: no rebuild, no reload
     _finish_training(run, recipe, data, model)
+    if not test:  # a tuning trial selects on validation: the test split stays unseen (report {})
+        return result, {}
     return result, evaluate_loaded(run, recipe, data, split="test", model=model)
+
+
+def _batch_sampler(recipe: Recipe, data: RecipeData) -> Callable | None:
+    """The recipe's `train_batches` hook as `(batch_size, generator) -> batches`, when it has one."""
+    if type(recipe).train_batches is Recipe.train_batches:
+        return None
+    return lambda batch_size, generator: recipe.train_batches(data, batch_size, generator)
 
 
 def _finish_training(run: Run, recipe: Recipe, data: RecipeData, model) -> None:
@@ -108,8 +120,11 @@ RESUMABLE = (
     "grad_monitor.",
     "device",
     "data.num_workers",
+    "threads",
     "data.path",
     "dist.",
+    "report.",
+    "logging.",
 )
 
 
@@ -123,8 +138,12 @@ def train(
     resume: bool = False,
     on_epoch_end: Callable | None = None,
     force: bool = False,
+    evaluate_test: bool = True,
 ) -> dict | None:
-    """Train a recipe into a run directory; the result summary (None on non-zero distributed ranks)."""
+    """Train a recipe into a run directory; the result summary (None on non-zero distributed ranks).
+
+    `on_epoch_end(epoch, record)` runs after each validation check; returning True stops training there
+    (a tuning pruner). `evaluate_test=False` leaves the test split unseen (no eval.json)."""
     from dlkit.engine import distributed
 
     cls = get_recipe(recipe_name)
@@ -145,6 +164,10 @@ def train(
             from dlkit.modeling import read_weights
 
             read_weights(cfg["model"]["pretrained"])
+    if cfg["logging"]["tensorboard"]:  # a missing extra stops the job before any folder is made
+        from dlkit.report.tensorboard import require_tensorboard
+
+        require_tensorboard()
     distributed.setup(cfg["dist"]["timeout"])
     main = distributed.is_main()
     if not main:
@@ -157,7 +180,8 @@ def train(
         run_path = Run.claim(out or default_run_dir(recipe_name), next_free=out is None) if main else None
         run_path = Path(distributed.broadcast(str(run_path) if main else None))
     try:
-        result = _train_in(cls, cfg, recipe_name, run_path, resume, force, on_epoch_end)
+        then = manifest_beside(config_file)  # --config RUN/config.yaml: RUN's manifest, to compare
+        result = _train_in(cls, cfg, recipe_name, run_path, resume, force, on_epoch_end, evaluate_test, then)
     except BaseException:
         if main and not resume:
             Run.release(run_path)  # nothing to resume from: leave no half-made run behind
@@ -188,17 +212,33 @@ def _resume_config(cls, run: Run, recipe_name: str, config_file, overrides: list
     return build_config(cls, None, overrides, base=run.config())
 
 
-def _train_in(cls, cfg: dict, recipe_name: str, run_path: Path, resume: bool, force: bool, on_epoch_end):
+def _train_in(
+    cls,
+    cfg: dict,
+    recipe_name: str,
+    run_path: Path,
+    resume: bool,
+    force: bool,
+    on_epoch_end,
+    evaluate_test=True,
+    beside: dict | None = None,
+):
     from dlkit.engine import budget, distributed
     from dlkit.engine.device import pick_device
     from dlkit.engine.rng import seed_everything
+    from dlkit.engine.threads import apply_threads, auto_workers
 
     main = distributed.is_main()
     run = Run(run_path)
     seed_everything(cfg["seed"])
+    threads = apply_threads(cfg["threads"])
+    make_deterministic(cfg["deterministic"], pick_device(cfg["device"]).type)
     recipe = cls(cfg)
     data_path = resolve_data_path(cfg["data"]["path"], cls)
     data_print = fingerprint(data_path) if main else None
+    if beside and main:  # what would make this run differ from the one whose config.yaml it re-runs
+        for line in differences(beside, data_print, environment()):
+            console.warn(line)
     if resume and main:
         _check_same_data(run, data_print, force)
     loaded = recipe.load_data(data_path, run.state() if resume else None)
@@ -206,6 +246,8 @@ def _train_in(cls, cfg: dict, recipe_name: str, run_path: Path, resume: bool, fo
         console.warn(note)
     if not resume:  # recipe.cfg is cfg: sizes the recipe chose from the data land in config.yaml
         deep_update(cfg, recipe.data_config(len(loaded.train)))
+    if cfg["data"]["num_workers"] == "auto":  # the number used goes into config.yaml
+        cfg["data"]["num_workers"] = auto_workers(loaded.train, cfg["data"]["batch_size"], threads)
     steps = budget.steps_per_epoch(
         len(loaded.train), cfg["data"]["batch_size"], cfg["train"]["grad_accum"], distributed.world_size()
     )
@@ -224,7 +266,19 @@ def _train_in(cls, cfg: dict, recipe_name: str, run_path: Path, resume: bool, fo
         f"{cfg['train']['epochs']} epochs of {steps} steps, validated every {cfg['train']['val_every']})"
     )
     started = run.manifest.get("train_seconds", 0) if resume and main else 0
-    result, report = train_and_evaluate(recipe, loaded, run.path, resume=resume, on_epoch_end=on_epoch_end)
+    board = None
+    if cfg["logging"]["tensorboard"] and main:
+        from dlkit.report.tensorboard import TensorBoardLog
+
+        board = TensorBoardLog(run.path / "tb", recipe.monitor)
+        on_epoch_end = board.chain(on_epoch_end)
+    try:
+        result, report = train_and_evaluate(
+            recipe, loaded, run.path, resume=resume, on_epoch_end=on_epoch_end, test=evaluate_test
+        )
+    finally:
+        if board is not None:
+            board.close()
     if report is None:
         return None
     summary = {
@@ -239,6 +293,12 @@ def _train_in(cls, cfg: dict, recipe_name: str, run_path: Path, resume: bool, fo
         stopped_early=result.stopped_early,
         status="complete",
     )
+    if cfg["report"]["enabled"]:  # a failure to draw warns; the trained run stands
+        from dlkit.report.run_page import after_training
+
+        page = after_training(run.path, recipe, loaded)
+        if page is not None:
+            summary["report"] = str(page)
     return {"run": str(run.path), **summary, **report}
 
 

@@ -14,6 +14,17 @@ Files: chem.py (all RDKit use), reading.py (files, columns, tasks, standardising
 (splits, dataset, graph batching), model.py, metrics.py, baselines.py, predict.py, checks.py, recipe.py.
 """
 
-from dlkit_recipes.drug_property.recipe import DrugProperty
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "drug-property",
+    "task": "molecular property and activity prediction from SMILES (multi-task)",
+    "description": (
+        "Predict activities and properties of molecules with a message-passing GNN (scaffold split)."
+    ),
+    "default_model": "gnn",
+    "sample_data": "sample_data/drug_property/molecules.csv",
+}
+__getattr__ = lazy_exports(__name__, DrugProperty="recipe")
 
 __all__ = ["DrugProperty"]

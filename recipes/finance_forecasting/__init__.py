@@ -12,6 +12,17 @@ a significance test says plainly whether the model beats the strongest of them. 
 walk-forward backtest that re-trains per fold through the core's own train-and-evaluate job.
 """
 
-from dlkit_recipes.finance_forecasting.recipe import FinanceForecasting
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "finance-forecasting",
+    "task": "time-series forecasting",
+    "description": (
+        "Forecast dated values (prices, demand, climate) H steps ahead; honest baselines, backtests."
+    ),
+    "default_model": "mlp",
+    "sample_data": "sample_data/finance_forecasting/prices.csv",
+}
+__getattr__ = lazy_exports(__name__, FinanceForecasting="recipe")
 
 __all__ = ["FinanceForecasting"]

@@ -285,6 +285,11 @@ class FinanceForecasting(Recipe):
         bounds = fd.all_bounds(raw, self.cfg["data"], data.state["horizon"], [])
         return {"backtest": walk_forward(self, raw, bounds, data.state, folds)}
 
+    def report_sections(self, data: RecipeData, tested, evaluation: dict, folder: Path) -> list:
+        from .report import sections
+
+        return sections(self, data, tested, evaluation, folder)
+
     # --- predict ------------------------------------------------------------------------------------
     def read_inputs(self, inputs: list[str], state: dict) -> WindowSet:
         d = self.cfg["data"]
@@ -308,6 +313,11 @@ class FinanceForecasting(Recipe):
             console.warn(note)
         recent = max(3 * spec.lookback, 4 * spec.horizon)  # history shown in the forecast plot
         return WindowSet(series, [(k, len(s.y)) for k, s in enumerate(series)], encodings, spec, recent)
+
+    def export_adapter(self, state: dict):
+        from .export import ForecastExport
+
+        return ForecastExport(self, state)
 
     def predict_step(self, model: nn.Module, batch: dict) -> dict:
         preds = self._forecast(model, batch)[1]

@@ -13,6 +13,17 @@ Dice (`dice`) for segmentation and the AUROC (`auroc`) for classification, besid
 classical baseline each (`baselines`).
 """
 
-from dlkit_recipes.medical_imaging.recipe import MedicalImaging
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "medical-imaging",
+    "task": "medical image segmentation / classification",
+    "description": (
+        "DICOM/NIfTI/PNG scans: U-Net segmentation or CNN/timm classification, 2D or 3D, split by patient."
+    ),
+    "default_model": "unet",
+    "sample_data": "sample_data/medical_imaging",
+}
+__getattr__ = lazy_exports(__name__, MedicalImaging="recipe")
 
 __all__ = ["MedicalImaging"]

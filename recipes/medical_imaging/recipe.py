@@ -282,6 +282,16 @@ class MedicalImaging(Recipe):
                 )
         return InputSet(paths, state)
 
+    def export_adapter(self, state: dict):
+        from .export import ScanExport
+
+        return ScanExport(self, state)
+
+    def report_sections(self, data: RecipeData, tested, evaluation: dict, folder: Path) -> list:
+        from .report import sections
+
+        return sections(self, data, tested, evaluation, folder)
+
     def predict_step(self, model: torch.nn.Module, batch: dict) -> dict:
         if not self.segmentation:
             return {"probs": model(batch["image"]).float().softmax(-1)}

@@ -17,6 +17,17 @@ Files: recipe.py (the hooks), data.py (tables, splits, fitted state, datasets, p
 model.py (the classifiers, native format), baselines.py.
 """
 
-from dlkit_recipes.nlp_sentiment.recipe import NlpSentiment
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "nlp-sentiment",
+    "task": "text classification (sentiment)",
+    "description": (
+        "Classify texts (CSV/TSV/JSONL text,label) with a small BERT, an RNN or any HF checkpoint."
+    ),
+    "default_model": "ngram",
+    "sample_data": "sample_data/nlp_sentiment/reviews.csv",
+}
+__getattr__ = lazy_exports(__name__, NlpSentiment="recipe")
 
 __all__ = ["NlpSentiment"]

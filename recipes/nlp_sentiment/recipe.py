@@ -16,7 +16,9 @@ from dlkit_recipes.nlp_sentiment.data import (
     text_set,
     unknown_labels,
 )
-from dlkit_recipes.nlp_sentiment.model import bert_config, build, save_native
+from dlkit_recipes.nlp_sentiment.model import bert_config, build, model_inputs, save_native
+from dlkit_recipes.nlp_sentiment.ngrams import NGRAM_LR
+from dlkit_recipes.nlp_sentiment.ngrams import collate as ngram_collate
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
@@ -34,7 +36,7 @@ class NlpSentiment(Recipe):
     name = "nlp-sentiment"
     task = "text classification (sentiment)"
     description = "Classify texts (CSV/TSV/JSONL text,label) with a small BERT, an RNN or any HF checkpoint."
-    default_model = "bert-tiny"
+    default_model = "ngram"
     sample_data = "sample_data/nlp_sentiment/reviews.csv"
     sample_inputs = ("sample_data/nlp_sentiment/reviews.csv",)  # its text column; labels are ignored
     monitor = "accuracy"
@@ -54,17 +56,19 @@ class NlpSentiment(Recipe):
             },
             "model": {
                 "name": opt(
-                    "bert-tiny",
-                    "bert-tiny (small BERT from scratch), rnn (bidirectional LSTM/GRU from scratch), or a "
-                    "transformers checkpoint to fine-tune: a local folder, or a hub name in the local cache",
+                    "ngram",
+                    "ngram (wide-and-deep bag of TF-IDF word and character n-grams), bert-tiny (small BERT "
+                    "from scratch), rnn (bidirectional LSTM/GRU from scratch), or a transformers checkpoint "
+                    "to fine-tune: a local folder, or a hub name in the local cache",
                 ),
+                "ngram_dim": opt(16, "size of model.name=ngram's dense n-gram embeddings (its deep part)"),
                 # from scratch on a few thousand texts the model memorises its training set within a
                 # few epochs (train loss 0.02, validation falling): dropout on every layer and a
                 # stronger weight decay slow that down (validation loss 0.60 instead of 0.66 after two
                 # epochs on 3.9k real review snippets, bench/quality)
                 "dropout": opt(
                     0.3,
-                    "dropout of bert-tiny's embeddings, attention and hidden layers; before the classifier",
+                    "dropout before the classifier (and in bert-tiny's embeddings, attention, hidden layers)",
                 ),
                 "activation": "gelu",
                 "tokenizer": opt(
@@ -105,8 +109,8 @@ class NlpSentiment(Recipe):
                 "min_steps": 300,
                 "lr": opt(
                     None,
-                    f"peak learning rate; null = {SCRATCH_LR} for bert-tiny/rnn trained from scratch, "
-                    f"{FINETUNE_LR} to fine-tune a checkpoint",
+                    f"peak learning rate; null = {NGRAM_LR} for ngram, {SCRATCH_LR} for bert-tiny/rnn "
+                    f"trained from scratch, {FINETUNE_LR} to fine-tune a checkpoint",
                     type=float,
                 ),
                 "warmup": 0.1,
@@ -118,7 +122,9 @@ class NlpSentiment(Recipe):
     def resolve_config(cls, cfg: dict) -> dict:
         """`train.lr: null` -> the rate for training from scratch or fine-tuning, recorded in config.yaml."""
         if cfg["train"]["lr"] is None:
-            cfg["train"]["lr"] = SCRATCH_LR if cfg["model"]["name"] in SCRATCH else FINETUNE_LR
+            name = cfg["model"]["name"]
+            scratch = NGRAM_LR if name == "ngram" else SCRATCH_LR
+            cfg["train"]["lr"] = scratch if name in SCRATCH else FINETUNE_LR
         return cfg
 
     def __init__(self, cfg: dict):
@@ -132,8 +138,9 @@ class NlpSentiment(Recipe):
 
     def setup(self, state: dict, fresh: bool) -> None:
         """Tokenizer, pad id and loss from the state; a new run from a checkpoint starts from its weights."""
-        self.tokenizer = hf.tokenizer_from_state(state["tokenizer"])
-        self.pad_id = state["pad_id"]
+        ngram = state["architecture"] == "ngram"
+        self.tokenizer = None if ngram else hf.tokenizer_from_state(state["tokenizer"])
+        self.pad_id = 0 if ngram else state["pad_id"]
         self.loss = self.make_loss(state)
         self.init_from = state.get("checkpoint") if fresh else None
         if self.init_from:
@@ -162,7 +169,7 @@ class NlpSentiment(Recipe):
                 state["hf_config"] = bert_config(cfg["model"], state)
             state["baselines"] = {"tfidf_logreg": self._fit_logreg(splits, state)}
         else:
-            tokenizer = hf.tokenizer_from_state(state["tokenizer"])
+            tokenizer = hf.tokenizer_from_state(state["tokenizer"]) if "tokenizer" in state else None
         sets: dict[str, TextSet] = {}
         for split, frame in splits.items():
             unknown = unknown_labels(frame, label, state)
@@ -193,6 +200,8 @@ class NlpSentiment(Recipe):
 
     def collate(self, items: list[dict]) -> dict:
         """Dynamic padding: each batch is padded to its own longest text, not to max_length."""
+        if "weights" in items[0]:
+            return ngram_collate(items)
         return hf.pad_collate(items, {"input_ids": self.pad_id})
 
     # --- model, step, metrics, baselines -----------------------------------------------------
@@ -200,7 +209,7 @@ class NlpSentiment(Recipe):
         return build(self.cfg["model"], state, self.init_from)
 
     def step(self, model: nn.Module, batch: dict, stage: str) -> dict:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        logits = model(**model_inputs(batch)).logits.float()
         loss = self.loss.to(logits.device)(logits, batch["label"])
         return {"loss": loss, "preds": logits, "target": batch["label"]}
 
@@ -246,8 +255,18 @@ class NlpSentiment(Recipe):
         """Literal texts, .txt files (one text per line), tables with the text column, or folders of them."""
         return predict_set(inputs, self.cfg, state, self.tokenizer)
 
+    def report_sections(self, data: RecipeData, tested, evaluation: dict, folder: Path) -> list:
+        from .report import sections
+
+        return sections(self, data, tested, evaluation, folder)
+
+    def export_adapter(self, state: dict):
+        from .export import SentimentExport
+
+        return SentimentExport(self, state)
+
     def predict_step(self, model: nn.Module, batch: dict) -> dict:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(**model_inputs(batch)).logits
         return {"probs": F.softmax(logits.float(), dim=-1)}
 
     def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:

@@ -22,6 +22,17 @@ Files: recipe.py (the hooks), data.py (cleaning, tables, splits, datasets, predi
 (tokenizer, configs, building, decoding), metrics.py (sacreBLEU as torchmetrics), baselines.py.
 """
 
-from dlkit_recipes.nlp_translation.recipe import NlpTranslation
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "nlp-translation",
+    "task": "machine translation",
+    "description": (
+        "Translate sentences with a seq2seq transformer (small BART from scratch, or a checkpoint)."
+    ),
+    "default_model": "bart-scratch",
+    "sample_data": "sample_data/nlp_translation/pairs.tsv",
+}
+__getattr__ = lazy_exports(__name__, NlpTranslation="recipe")
 
 __all__ = ["NlpTranslation"]

@@ -249,6 +249,16 @@ class NlpTranslation(Recipe):
         """Sentences in quotes, text files (one a line), tables with the source column, or folders."""
         return predict_set(inputs, self.tokenizer, self.cfg)
 
+    def export_adapter(self, state: dict):
+        from .export import TranslationExport
+
+        return TranslationExport(self, state)
+
+    def report_sections(self, data: RecipeData, tested, evaluation: dict, folder: Path) -> list:
+        from .report import sections
+
+        return sections(self, data, tested, evaluation, folder)
+
     def predict_step(self, model: torch.nn.Module, batch: dict) -> dict:
         return {
             "source": batch["source"],

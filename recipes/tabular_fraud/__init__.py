@@ -14,7 +14,15 @@ threshold; putting a baseline's on the model's), baselines.py, trees.py (boosted
 predict.py (streamed inputs and records), checks.py (`dlkit check`), recipe.py.
 """
 
-from dlkit_recipes.tabular_fraud.recipe import TabularFraud
-from dlkit_recipes.tabular_fraud.threshold import choose_threshold
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "tabular-fraud",
+    "task": "binary classification of table rows (fraud detection)",
+    "description": "Score CSV/Parquet rows for a rare positive class with an MLP over cleaned features.",
+    "default_model": "mlp",
+    "sample_data": "sample_data/tabular_fraud/transactions.csv",
+}
+__getattr__ = lazy_exports(__name__, TabularFraud="recipe", choose_threshold="threshold")
 
 __all__ = ["TabularFraud", "choose_threshold"]

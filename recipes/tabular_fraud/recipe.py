@@ -12,7 +12,7 @@ from dlkit_recipes.tabular_fraud import baselines as base
 from dlkit_recipes.tabular_fraud import predict as pred
 from dlkit_recipes.tabular_fraud.checks import check_tables
 from dlkit_recipes.tabular_fraud.data import TableSet, encode_labels, read_labelled, sources, split_rows
-from dlkit_recipes.tabular_fraud.model import FraudMLP
+from dlkit_recipes.tabular_fraud.model import FraudMLP, SeedEnsemble
 from dlkit_recipes.tabular_fraud.threshold import choose_threshold
 from torch import nn
 from torch.utils.data import Dataset
@@ -26,6 +26,7 @@ from dlkit.modeling import make_loss
 from dlkit.recipe import Finding, Recipe, RecipeData
 
 LOSSES = ("cross_entropy", "focal")
+ENSEMBLE, ENSEMBLE_ROWS = 5, 2000  # model.ensemble=auto: members below this many training rows
 
 
 def power_of_two(value: float, low: int, high: int) -> int:
@@ -73,6 +74,14 @@ class TabularFraud(Recipe):
                 "width": opt(
                     "auto",
                     "units per hidden layer; auto = sqrt(training rows) as a power of two, 16 to 128",
+                    type=int,
+                    auto=True,
+                ),
+                "ensemble": opt(
+                    "auto",
+                    "MLPs trained side by side from different initial weights, probabilities averaged; "
+                    f"auto = {ENSEMBLE} below {ENSEMBLE_ROWS} training rows (where one MLP's result "
+                    "swings with its seed), else 1",
                     type=int,
                     auto=True,
                 ),
@@ -129,6 +138,18 @@ class TabularFraud(Recipe):
         self.loss: nn.Module | None = None
 
     # --- data ----------------------------------------------------------------------------------------
+    @classmethod
+    def tune_space(cls) -> dict:
+        """The MLP's shape and regularisation besides the learning rate and batch size."""
+        return {
+            "train.lr": {"float": {"low": 3e-4, "high": 1e-2, "log": True}},
+            "data.batch_size": {"choices": [64, 128, 256]},
+            "model.width": {"choices": [32, 64, 128]},
+            "model.depth": {"int": {"low": 1, "high": 3}},
+            "model.dropout": {"float": {"low": 0.0, "high": 0.4}},
+            "model.activation": {"choices": ["relu", "gelu", "silu"]},
+        }
+
     def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
         d = self.cfg["data"]
         report, where = Report(), f"'{path}'"
@@ -175,6 +196,8 @@ class TabularFraud(Recipe):
             sized["data"]["batch_size"] = power_of_two(train_size / 16, 32, 256)
         if m["width"] == "auto":
             sized["model"]["width"] = power_of_two(math.sqrt(train_size), 16, 128)
+        if m["ensemble"] == "auto":
+            sized["model"]["ensemble"] = ENSEMBLE if train_size < ENSEMBLE_ROWS else 1
         return sized
 
     def _conflicts(self, groups: dict, pipeline: CleaningPipeline, report: Report) -> list[str]:
@@ -230,16 +253,21 @@ class TabularFraud(Recipe):
 
     def build_model(self, state: dict) -> nn.Module:
         m = self.cfg["model"]
-        return FraudMLP(
-            len(state["features"]),
-            CleaningPipeline.from_state(state["pipeline"]).cardinalities,
-            m["depth"],
-            m["width"],
-            m["activation"],
-            m["dropout"],
-            m["batch_norm"],
-            m["embedding_dim"],
-        )
+        cardinalities = CleaningPipeline.from_state(state["pipeline"]).cardinalities
+        members = [
+            FraudMLP(
+                len(state["features"]),
+                cardinalities,
+                m["depth"],
+                m["width"],
+                m["activation"],
+                m["dropout"],
+                m["batch_norm"],
+                m["embedding_dim"],
+            )
+            for _ in range(m["ensemble"] if isinstance(m["ensemble"], int) else 1)  # runs before the key: 1
+        ]
+        return members[0] if len(members) == 1 else SeedEnsemble(members)
 
     def collate(self, items) -> dict:
         """`TableSet.__getitems__` already returns a whole batch; predict rows are stacked here."""
@@ -247,8 +275,12 @@ class TabularFraud(Recipe):
 
     def step(self, model: nn.Module, batch: dict, stage: str) -> dict:
         logits = model(batch["numeric"], batch["categorical"]).float()
-        loss = self.loss.to(logits.device)(logits, batch["label"])
-        return {"loss": loss, "preds": logits.softmax(dim=-1)[:, 1], "target": batch["label"]}
+        target = batch["label"]
+        if logits.dim() == 3:  # a training ensemble: each member's own loss, probabilities averaged
+            loss = self.loss.to(logits.device)(logits.flatten(0, 1), target.repeat(logits.shape[0]))
+            return {"loss": loss, "preds": logits.softmax(-1)[..., 1].mean(0), "target": target}
+        loss = self.loss.to(logits.device)(logits, target)
+        return {"loss": loss, "preds": logits.softmax(dim=-1)[:, 1], "target": target}
 
     def metrics(self, state: dict) -> dict:
         from dlkit_recipes.tabular_fraud.metrics import fraud_metrics
@@ -288,6 +320,16 @@ class TabularFraud(Recipe):
     # --- predict -------------------------------------------------------------------------------------
     def read_inputs(self, inputs: list[str], state: dict) -> Dataset:
         return pred.read_inputs(inputs, state, self.cfg)
+
+    def report_sections(self, data: RecipeData, tested, evaluation: dict, folder: Path) -> list:
+        from .report import sections
+
+        return sections(self, data, tested, evaluation, folder)
+
+    def export_adapter(self, state: dict):
+        from .export import FraudExport
+
+        return FraudExport(self, state)
 
     def predict_step(self, model: nn.Module, batch: dict) -> dict:
         logits = model(batch["numeric"], batch["categorical"]).float()

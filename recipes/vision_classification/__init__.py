@@ -1,5 +1,14 @@
 """vision-classification: images in class folders, split folders or a path,label CSV -> a timm classifier."""
 
-from .recipe import VisionClassification
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "vision-classification",
+    "task": "image classification",
+    "description": "Classify images with any timm model; ImageFolder, split folders or path,label CSV.",
+    "default_model": "resnet10t",
+    "sample_data": "sample_data/vision_classification",
+}
+__getattr__ = lazy_exports(__name__, VisionClassification="recipe")
 
 __all__ = ["VisionClassification"]

@@ -116,6 +116,16 @@ class VisionClassification(Recipe):
         )
         return indices(assigned)
 
+    @classmethod
+    def tune_space(cls) -> dict:
+        """Which timm architecture, besides the learning rate, weight decay and batch size."""
+        return {
+            "model.name": {"choices": ["resnet10t", "resnet18", "mobilenetv3_small_100"]},
+            "train.lr": {"float": {"low": 1e-3, "high": 2e-2, "log": True}},
+            "train.weight_decay": {"float": {"low": 1e-5, "high": 1e-1, "log": True}},
+            "data.batch_size": {"choices": [16, 32, 64]},
+        }
+
     def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
         d = self.cfg["data"]
         items, given = gather(path)
@@ -275,8 +285,18 @@ class VisionClassification(Recipe):
             console.warn(f"skipped {len(images.bad)} unreadable input(s): {names}")
         return ImageSet(images, transform(state, self.cfg["data"], train=False))
 
+    def report_sections(self, data: RecipeData, tested, evaluation: dict, folder: Path) -> list:
+        from .report import sections
+
+        return sections(self, data, tested, evaluation, folder)
+
     def predict_step(self, model: torch.nn.Module, batch: dict) -> dict:
         return {"probs": F.softmax(model(batch["image"]).float(), dim=-1)}
+
+    def export_adapter(self, state: dict):
+        from .export import ClassifierExport
+
+        return ClassifierExport(self, state)
 
     def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:
         classes = state["classes"]

@@ -10,6 +10,15 @@ Files: `boxes` reads COCO/YOLO into one form; `data` letterboxes, augments and s
 the detectors; `metrics` COCO mAP; `baselines` the prior-box baselines; `outputs` predict's side files.
 """
 
-from dlkit_recipes.vision_detection.recipe import VisionDetection
+from dlkit.registry import lazy_exports
+
+RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/registry.py)
+    "name": "vision-detection",
+    "task": "object detection",
+    "description": "Find and classify objects (boxes) in images; COCO JSON or YOLO txt; COCO mAP.",
+    "default_model": "centernet-tiny",
+    "sample_data": "sample_data/vision_detection",
+}
+__getattr__ = lazy_exports(__name__, VisionDetection="recipe")
 
 __all__ = ["VisionDetection"]

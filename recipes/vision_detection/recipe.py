@@ -300,6 +300,16 @@ class VisionDetection(Recipe):
             raise UserError("none of the input images can be read", "give JPEG/PNG/... image files")
         return dataset
 
+    def export_adapter(self, state: dict):
+        from .export import DetectionExport
+
+        return DetectionExport(self, state)
+
+    def report_sections(self, data: RecipeData, tested, evaluation: dict, folder: Path) -> list:
+        from .report import sections
+
+        return sections(self, data, tested, evaluation, folder)
+
     def predict_step(self, model: nn.Module, batch: dict) -> dict:
         """Detections in the original image's pixels (letterbox undone, clipped to the image)."""
         out = []
