@@ -111,26 +111,54 @@ def split_overrides(run_path: Path, items: list[str]) -> tuple[list[str], list[s
     return inputs, overrides
 
 
+BACKENDS = ("torch", "onnx")
+
+
+def torch_cpu():
+    import torch
+
+    return torch.device("cpu")
+
+
+def onnx_model(run: Run, recipe: Recipe, state: dict):
+    """The run's exported ONNX graph (RUN/exported/onnx) wrapped to stand in for the model in predict_step."""
+    from dlkit.export.runtime import load_exported
+
+    forward, _ = load_exported(run.path, "onnx")
+    return recipe.export_adapter(state).as_model(forward)
+
+
 def predict(
     run_path: Path,
     inputs: list[str],
     output: Path | None = None,
     overrides: list[str] | None = None,
     on_records: Callable[[list[dict]], None] | None = None,
+    backend: str = "torch",
 ) -> dict:
     """Predict in chunks of `predict.chunk_size` examples. Records go to `output` (streamed), else to
-    `on_records` per chunk, else into the result's `predictions`. Returns a summary."""
+    `on_records` per chunk, else into the result's `predictions`. Returns a summary.
+
+    `backend="onnx"` runs the graph of `dlkit export RUN` in ONNX Runtime on the CPU in place of the model
+    inside the recipe's `predict_step`: inputs, post-processing and records are the same code."""
     from dlkit.engine.device import amp_dtype
     from dlkit.engine.inference import chunk_batches, predict_chunks
     from dlkit.engine.loaders import make_loader
+    from dlkit.samples import resolve_input
 
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend} is not known", f"choose one of: {', '.join(BACKENDS)}")
     run, recipe = open_run(run_path, list(overrides or []))
     cfg, state = recipe.cfg, run.state()
     recipe.setup(state, fresh=False)
+    inputs = [resolve_input(item) for item in inputs]  # sample_data/... names work from a wheel too
     dataset = recipe.read_inputs(inputs, state)
     if len(dataset) == 0:
         raise UserError(f"no readable inputs among: {', '.join(inputs)}")
-    model, device = load_best(run, recipe, state)
+    if backend == "onnx":
+        model, device = onnx_model(run, recipe, state), torch_cpu()
+    else:
+        model, device = load_best(run, recipe, state)
     writes_side_files = type(recipe).write_outputs is not Recipe.write_outputs
     folder = side_dir(run, output) if writes_side_files else None
     writer = RecordWriter(output) if output is not None else None
@@ -143,8 +171,8 @@ def predict(
             recipe.predict_step,
             loader,
             device,
-            amp_dtype(cfg["train"]["amp"], device),
-            cfg["train"]["channels_last"],
+            amp_dtype(cfg["train"]["amp"], device) if backend == "torch" else None,
+            cfg["train"]["channels_last"] and backend == "torch",
             chunk_batches(cfg),
         ):
             records = recipe.to_records(ids, outputs, state)

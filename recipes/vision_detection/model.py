@@ -82,6 +82,14 @@ class CenterNet(nn.Module):
 
     def forward(self, images: list[torch.Tensor] | torch.Tensor, targets: list[dict] | None = None):
         x = torch.stack(list(images)) if not isinstance(images, torch.Tensor) else images
+        heat, boxes = self.dense(x)
+        if self.training:
+            return self._loss(heat, boxes, targets or [])
+        return decode(heat, boxes, float(x.shape[-1]), self.max_detections)
+
+    def dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B x 3 x S x S in [0, 1]) -> class heatmap logits (B x K x H x W) and each cell's pixel box
+        (B x H x W x 4): everything but the peak picking, so it exports as one graph."""
         x = (x - self.mean) / self.std
         feats = []
         for layer in self.backbone:
@@ -92,10 +100,7 @@ class CenterNet(nn.Module):
             p = lateral(f) + F.interpolate(p, size=f.shape[-2:], mode="nearest")
         p = self.smooth(p)
         heat, sides = self.heatmap(p).float(), F.softplus(self.sides(p).float()) * self.box_scale
-        boxes = self._boxes(sides)
-        if self.training:
-            return self._loss(heat, boxes, targets or [])
-        return self._decode(heat, boxes, float(images[0].shape[-1]))
+        return heat, self._boxes(sides)
 
     def _centres(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * self.stride
@@ -147,23 +152,24 @@ class CenterNet(nn.Module):
         box_loss = (giou * weight[mask]).sum() / weight.sum().clamp_min(1e-6)
         return {"heatmap": focal / pos.sum().clamp_min(1), "box": 5 * box_loss}
 
-    def _decode(self, heat: torch.Tensor, boxes: torch.Tensor, side: float) -> list[dict]:
-        """Peaks of the heatmap (3x3 local maxima), best first, with their cells' boxes."""
-        from torchvision.ops import batched_nms
 
-        prob = heat.sigmoid()
-        peaks = prob * (F.max_pool2d(prob, 3, 1, 1) == prob)
-        b, k, h, w = prob.shape
-        scores, index = peaks.view(b, -1).topk(min(self.max_detections, k * h * w))
-        out = []
-        for i in range(b):
-            keep = scores[i] > 0.01
-            idx, score = index[i][keep], scores[i][keep]
-            cls, cell = idx // (h * w), idx % (h * w)
-            box = boxes[i].view(-1, 4)[cell].clamp(0, side)
-            kept = batched_nms(box, score, cls, 0.7)
-            out.append({"boxes": box[kept], "scores": score[kept], "labels": cls[kept] + 1})
-        return out
+def decode(heat: torch.Tensor, boxes: torch.Tensor, side: float, max_detections: int) -> list[dict]:
+    """Peaks of the heatmap (3x3 local maxima), best first, with their cells' boxes."""
+    from torchvision.ops import batched_nms
+
+    prob = heat.sigmoid()
+    peaks = prob * (F.max_pool2d(prob, 3, 1, 1) == prob)
+    b, k, h, w = prob.shape
+    scores, index = peaks.view(b, -1).topk(min(max_detections, k * h * w))
+    out = []
+    for i in range(b):
+        keep = scores[i] > 0.01
+        idx, score = index[i][keep], scores[i][keep]
+        cls, cell = idx // (h * w), idx % (h * w)
+        box = boxes[i].view(-1, 4)[cell].clamp(0, side)
+        kept = batched_nms(box, score, cls, 0.7)
+        out.append({"boxes": box[kept], "scores": score[kept], "labels": cls[kept] + 1})
+    return out
 
 
 def build_detector(name: str, num_classes: int, image_size: int, cfg: dict) -> nn.Module:
