@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from dlkit import __version__, console
+from dlkit import console
 from dlkit.errors import DlkitError
 
 app = typer.Typer(
@@ -30,7 +30,9 @@ JSON = typer.Option(False, "--json", help="Print one machine-readable JSON resul
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"dlkit {__version__}")
+        from dlkit.version import version_line
+
+        typer.echo(version_line())
         raise typer.Exit()
 
 
@@ -48,26 +50,18 @@ def recipes_cmd(json_out: bool = JSON) -> None:
     """List recipes: name, task, default model and sample data."""
     from rich.table import Table
 
-    from dlkit.registry import get_recipe, recipe_names
+    from dlkit.registry import recipe_meta, recipe_names
 
     console.set_quiet(json_out)
     rows = []
     for name in recipe_names():
         try:
-            cls = get_recipe(name)
+            meta = recipe_meta(name)  # light: torch stays unloaded for recipes that ship RECIPE_META
         except Exception as exc:  # a broken plug-in must not hide the others
             reason = str(exc) if isinstance(exc, DlkitError) else f"{type(exc).__name__}: {exc}"
             console.warn(f"recipe '{name}' cannot be loaded: {reason}")
             continue
-        rows.append(
-            {
-                "name": name,
-                "task": cls.task,
-                "default_model": cls.default_model,
-                "sample_data": cls.sample_data,
-                "description": cls.description,
-            }
-        )
+        rows.append({**meta, "name": name})
     if json_out:
         console.emit_json(rows)
         return
@@ -179,6 +173,11 @@ def predict_cmd(
         "-o",
         help="Write to F.jsonl, F.csv or F.tsv (default: JSONL on stdout); side files go to F_outputs/.",
     ),
+    backend: str = typer.Option(
+        "torch",
+        "--backend",
+        help="torch, or onnx: the graph of `dlkit export RUN` in ONNX Runtime on the CPU (same records).",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Predictions for new inputs, as JSONL (default, on stdout), CSV or TSV, streamed chunk by chunk."""
@@ -193,7 +192,7 @@ def predict_cmd(
             "no inputs to predict on", "give files, folders or texts, then any key=value overrides"
         )
     stream = None if (json_out or output is not None) else jobs.print_records
-    result = jobs.predict(run, paths, output, overrides, on_records=stream)
+    result = jobs.predict(run, paths, output, overrides, on_records=stream, backend=backend)
     if json_out:
         console.emit_json(result)
 
@@ -269,6 +268,9 @@ def _prefix() -> str:
 def main() -> None:
     import signal
 
+    from dlkit.engine.threads import quiet_waiting
+
+    quiet_waiting()  # before anything loads torch: its OpenMP reads the setting once
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         _run_app()
@@ -306,6 +308,8 @@ def _run_app() -> None:
         console.error(f"{_prefix()}{type(exc).__name__}: {exc}\n  (set DLKIT_DEBUG=1 for the traceback)")
         sys.exit(1)
 
+
+from dlkit import cli_tools  # noqa: E402, F401  (registers export, report, chat, tune, sample)
 
 if __name__ == "__main__":
     main()

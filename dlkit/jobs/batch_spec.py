@@ -54,7 +54,7 @@ COMMANDS = {
     "evaluate": Command(("run",), ("data",)),
     "predict": Command(("run", "inputs"), ("output",)),
 }
-PLANNED = ("tune", "export", "report")  # commands of the design that this version does not have yet
+PLANNED = ("tune", "export", "report", "chat")  # dlkit commands that batch files cannot run yet
 COMMON = ("name", "command", "overrides", "matrix")
 PATH_KEYS = ("data", "config", "out", "run", "output")  # turned into paths relative to the file
 REFERENCE = re.compile(r"\$\{jobs\.(?P<name>.+?)\.(?P<field>[a-z_]+)\}")
@@ -126,8 +126,8 @@ def _command_of(value: Any, where: str) -> Command:
         return COMMANDS[value]
     if value in PLANNED:
         raise UserError(
-            f"{where}: command '{value}' is not available in this version of dlkit",
-            f"batch jobs can run: {', '.join(COMMANDS)}",
+            f"{where}: command '{value}' cannot run as a batch job yet",
+            f"batch jobs can run: {', '.join(COMMANDS)}; run `dlkit {value}` on its own",
         )
     close = difflib.get_close_matches(str(value), list(COMMANDS), n=1)
     hint = f"did you mean '{close[0]}'?" if close else f"commands: {', '.join(COMMANDS)}"
