@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import ROOT, expect_user_error, load_sample_generator, train_ok
 
 SAMPLE = ROOT / "sample_data" / "nlp_sentiment" / "reviews.csv"
@@ -92,11 +93,52 @@ def _readable(cli, data: Path) -> str:
 
 
 # --- the default model on the sample data ------------------------------------------------------
-def test_default_model_beats_both_baselines_predicts_and_loads_with_plain_transformers(cli, tmp_path):
+def test_default_ngram_model_learns_judges_itself_honestly_and_loads_from_its_native_folder(cli, tmp_path):
     import torch
+    from dlkit_recipes.nlp_sentiment.baselines import features
+    from dlkit_recipes.nlp_sentiment.ngrams import NgramClassifier
+    from safetensors.torch import load_file
 
     run = tmp_path / "run"
     res = cli("train", "nlp-sentiment", "--out", run, "--json")
+    assert res.code == 0, res.err
+    result = json.loads(res.out)
+    metrics, baselines = result["metrics"], result["baselines"]
+    majority, logreg = baselines["majority_class"]["accuracy"], baselines["tfidf_logreg"]["accuracy"]
+    assert metrics["accuracy"] > 0.65 and majority < 0.6 and result["strongest_baseline"] == "tfidf_logreg"
+    assert result["beats_baseline"] == (metrics["accuracy"] > logreg)  # the verdict follows the numbers
+    state = json.loads((run / "preprocess" / "state.json").read_text())
+    assert state["architecture"] == "ngram" and "tokenizer" not in state
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"]["name"] == "ngram" and config["train"]["lr"] == 0.01
+
+    res = cli("evaluate", run, "--json")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["metrics"]["accuracy"] == metrics["accuracy"]
+
+    texts = ["an absolutely wonderful film, I loved it", "dreadful food and rude staff. Avoid."]
+    res = cli("predict", run, *texts)
+    assert res.code == 0, res.err
+    records = [json.loads(line) for line in res.out.splitlines()]
+    assert [r["label"] for r in records] == ["positive", "negative"]
+
+    layout = json.loads((run / "model" / "ngram_config.json").read_text())  # weights + vocabularies
+    weights = load_file(str(run / "model" / "model.safetensors"))
+    model = NgramClassifier(weights["wide.weight"].shape[0], 2, layout["dim"], 0.0).eval()
+    model.load_state_dict(weights)
+    matrix = features({"blocks": {k: v for k, v in layout["blocks"].items()}}, texts).tocsr()
+    ids = torch.tensor(matrix.indices, dtype=torch.long).unsqueeze(0)[:, : matrix.indptr[1]]
+    bag = torch.tensor(matrix.data, dtype=torch.float32).unsqueeze(0)[:, : matrix.indptr[1]]
+    with torch.no_grad():
+        probs = model(ids, torch.ones_like(ids), bag).logits.softmax(-1)[0]
+    assert probs.tolist() == pytest.approx([records[0]["probs"][c] for c in layout["classes"]], abs=1e-4)
+
+
+def test_bert_tiny_beats_both_baselines_predicts_and_loads_with_plain_transformers(cli, tmp_path):
+    import torch
+
+    run = tmp_path / "run"
+    res = cli("train", "nlp-sentiment", "--out", run, "--json", "model.name=bert-tiny")
     assert res.code == 0, res.err
     result = json.loads(res.out)
     metrics, baselines = result["metrics"], result["baselines"]
@@ -491,7 +533,9 @@ def test_lr_is_resolved_before_the_run_and_class_weights_are_inverse_frequencies
     from dlkit.jobs.common import build_config
 
     cfg = NlpSentiment.resolve_config(build_config(NlpSentiment, None, ["loss.class_weights=balanced"]))
-    assert cfg["train"]["lr"] == 1e-3  # the from-scratch default
+    assert cfg["train"]["lr"] == 1e-2  # the n-gram model's default
+    scratch = NlpSentiment.resolve_config(build_config(NlpSentiment, None, ["model.name=bert-tiny"]))
+    assert scratch["train"]["lr"] == 1e-3  # a transformer from scratch
     tuned = NlpSentiment.resolve_config(build_config(NlpSentiment, None, ["model.name=some/checkpoint"]))
     assert tuned["train"]["lr"] == 5e-5
     loss = NlpSentiment(cfg).make_loss({"classes": ["neg", "pos"], "class_counts": {"neg": 25, "pos": 75}})

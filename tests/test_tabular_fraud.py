@@ -108,11 +108,13 @@ def test_logistic_regression_is_scored_at_its_own_threshold(sample_run):
     from dlkit_recipes.tabular_fraud import baselines
     from dlkit_recipes.tabular_fraud.threshold import on_threshold
 
-    scores = torch.rand(2000, dtype=torch.float64).float()
+    scores = torch.rand(2000, generator=torch.Generator().manual_seed(0))
+    order = torch.argsort(scores)
     for own, model in ((0.1, 0.6), (0.7, 0.2), (0.35, 0.35)):
         moved = on_threshold(scores, own, model)
         assert torch.equal(moved > model, scores > own)
-        assert torch.equal(torch.argsort(moved, stable=True), torch.argsort(scores, stable=True))
+        # the order is kept: ascending scores stay ascending (two close float32 scores may meet)
+        assert bool((moved[order].diff() >= 0).all())
     run, _ = sample_run
     state, recipe = _state(run), _recipe()
     data = recipe.load_data(SAMPLE, state)

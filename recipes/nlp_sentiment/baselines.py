@@ -80,7 +80,7 @@ def blocks(params: dict) -> dict:
     return params.get("blocks") or {"word": {"terms": params["terms"], "idf": params["idf"]}}
 
 
-def _features(params: dict, texts: list[str]):
+def features(params: dict, texts: list[str]):
     """Sublinear tf x idf, L2-normalised per block, blocks side by side (as fitted)."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
@@ -101,7 +101,7 @@ def tfidf_logits(params: dict, texts: list[str]) -> torch.Tensor:
 
     Classes the training split lacked score -1e9; a binary model's one row scores the second class.
     """
-    scores = _features(params, texts) @ np.asarray(params["coef"]).T + np.asarray(params["intercept"])
+    scores = features(params, texts) @ np.asarray(params["coef"]).T + np.asarray(params["intercept"])
     out = np.full((len(texts), params["num_classes"]), -1e9)
     fitted = params["classes"]
     if len(fitted) == 2 and scores.shape[1] == 1:

@@ -20,37 +20,48 @@ from dlkit.data.textdata import (
 )
 from dlkit.errors import UserError
 
-SCRATCH = ("bert-tiny", "rnn")  # model names dlkit builds itself; anything else is a checkpoint
+SCRATCH = ("ngram", "bert-tiny", "rnn")  # model names dlkit builds itself; anything else is a checkpoint
 WORDS_PER_TOKEN, VOCAB_RANGE = 32, (1000, 8000)  # model.vocab_size=auto
 WHAT = "text and label"
 INPUT_KINDS = "text files (.txt, one text per line) or CSV/TSV/JSONL/Parquet tables"
 
 
 class TextSet(Dataset):
-    """Token-id lists with labels (-1 when unknown) as dicts {'input_ids', 'label', 'text', 'id'}.
+    """Token-id lists with labels (-1 when unknown) as dicts {'input_ids', 'label', 'text', 'id'}, plus
+    'weights' (each id's TF-IDF weight) for model.name=ngram, whose ids are n-gram features.
 
     The cleaned text travels with each item, so baselines score the very texts the model saw.
     """
 
     def __init__(
-        self, ids: list, texts: list[str], token_ids: list[list[int]], labels: list[int], order=None
+        self,
+        ids: list,
+        texts: list[str],
+        token_ids: list[list[int]],
+        labels: list[int],
+        order=None,
+        weights: list[list[float]] | None = None,
     ):
         order = range(len(texts)) if order is None else order
         self.ids = [ids[i] for i in order]
         self.texts = [texts[i] for i in order]
         self.token_ids = [token_ids[i] for i in order]
         self.labels = [labels[i] for i in order]
+        self.weights = None if weights is None else [weights[i] for i in order]
 
     def __len__(self) -> int:
         return len(self.token_ids)
 
     def __getitem__(self, i: int) -> dict:
-        return {
+        item = {
             "input_ids": self.token_ids[i],
             "label": self.labels[i],
             "text": self.texts[i],
             "id": self.ids[i],
         }
+        if self.weights is not None:
+            item["weights"] = self.weights[i]
+        return item
 
 
 # --- rows and splits ---------------------------------------------------------------------------
@@ -113,7 +124,10 @@ def fit_state(train: pd.DataFrame, cfg: dict, path: Path) -> tuple[dict, object]
         "class_counts": {c: int(counts[c]) for c in classes},
         "architecture": m["name"] if m["name"] in SCRATCH else "checkpoint",
     }
-    if m["name"] in SCRATCH:
+    if m["name"] == "ngram":  # its features are the n-gram vocabulary fitted with the linear baseline
+        state["max_length"] = d["max_length"]
+        tokenizer = None
+    elif m["name"] in SCRATCH:
         texts = train[d["text_column"]].tolist()
         tokenizer = hf.train_tokenizer(
             texts, vocab_size(m["vocab_size"], texts), m["tokenizer"], m["lowercase"]
@@ -191,10 +205,22 @@ def text_set(frame: pd.DataFrame, cfg: dict, state: dict, tokenizer, by_length: 
     d = cfg["data"]
     index = {c: i for i, c in enumerate(state["classes"])}
     texts = frame[d["text_column"]].tolist()
-    token_ids, truncated = hf.encode(tokenizer, texts, state["max_length"])
+    token_ids, weights, truncated = encode_texts(texts, state, tokenizer)
     order = hf.length_order([len(t) for t in token_ids]) if by_length else None
     labels = [index[c] for c in frame[d["label_column"]]]
-    return TextSet(list(range(len(texts))), texts, token_ids, labels, order), truncated
+    return TextSet(list(range(len(texts))), texts, token_ids, labels, order, weights), truncated
+
+
+def encode_texts(texts: list[str], state: dict, tokenizer) -> tuple[list[list[int]], list | None, int]:
+    """Token ids (and how many texts were truncated), or for model.name=ngram n-gram feature ids and
+    their TF-IDF weights."""
+    if state["architecture"] == "ngram":
+        from dlkit_recipes.nlp_sentiment.ngrams import encode
+
+        ids, weights = encode(state["baselines"]["tfidf_logreg"], texts)
+        return ids, weights, 0
+    token_ids, truncated = hf.encode(tokenizer, texts, state["max_length"])
+    return token_ids, None, truncated
 
 
 def unknown_labels(frame: pd.DataFrame, label: str, state: dict) -> list[str]:
@@ -232,7 +258,7 @@ def predict_set(inputs: list[str], cfg: dict, state: dict, tokenizer) -> TextSet
     and the text as given."""
     texts = [t for raw in inputs for t in input_texts(raw, cfg["data"])]
     cleaned = [clean_text(t) for t in texts]
-    token_ids, _ = hf.encode(tokenizer, cleaned, state["max_length"])
+    token_ids, weights, _ = encode_texts(cleaned, state, tokenizer)
     order = hf.length_order([len(t) for t in token_ids], hf.predict_block(cfg))
     ids = [{"index": i, "text": t} for i, t in enumerate(texts)]
-    return TextSet(ids, cleaned, token_ids, [-1] * len(texts), order)
+    return TextSet(ids, cleaned, token_ids, [-1] * len(texts), order, weights)

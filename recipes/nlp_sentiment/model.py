@@ -83,6 +83,11 @@ def build(m: dict, state: dict, init_from: str | None) -> nn.Module:
     """The architecture from state alone; a checkpoint's pretrained weights only when `init_from` names it
     (a new training run). Evaluate, predict and resume overwrite every weight from the run's checkpoint,
     so they need neither the network nor the original checkpoint folder."""
+    if state["architecture"] == "ngram":
+        from dlkit_recipes.nlp_sentiment.ngrams import NgramClassifier, feature_count
+
+        features = feature_count(state["baselines"]["tfidf_logreg"])
+        return NgramClassifier(features, len(state["classes"]), m["ngram_dim"], m["dropout"])
     if state["architecture"] == "rnn":
         return RnnClassifier(
             state["vocab_size"],
@@ -104,10 +109,19 @@ def build(m: dict, state: dict, init_from: str | None) -> nn.Module:
     )
 
 
+def model_inputs(batch: dict) -> dict:
+    """The batch keys the model reads: ids and mask, plus the n-gram weights of model.name=ngram."""
+    keys = ["input_ids", "attention_mask"] + (["weights"] if "weights" in batch else [])
+    return {key: batch[key] for key in keys}
+
+
 def save_native(model: nn.Module, tokenizer, m: dict, state: dict, folder: Path) -> None:
     """Model and tokenizer with save_pretrained: `AutoModelForSequenceClassification.from_pretrained(folder)`
     and `AutoTokenizer.from_pretrained(folder)` load them. The RNN is not a transformers architecture: its
     weights go to model.safetensors and its layout to rnn_config.json, beside the tokenizer."""
+    if state["architecture"] == "ngram":
+        _save_ngram(model, m, state, folder)
+        return
     rnn = state["architecture"] == "rnn"
     hf.save_pretrained(None if rnn else model, tokenizer, folder, state["max_length"])
     if not rnn:
@@ -123,3 +137,24 @@ def save_native(model: nn.Module, tokenizer, m: dict, state: dict, folder: Path)
         "pad_id": state["pad_id"],
     }
     (folder / "rnn_config.json").write_text(json.dumps(layout, indent=2))
+
+
+def _save_ngram(model: nn.Module, m: dict, state: dict, folder: Path) -> None:
+    """model.name=ngram is not a transformers architecture: weights to model.safetensors, and what turns a
+    text into its bag (the n-gram vocabularies with idf, as the baseline's TF-IDF) to ngram_config.json."""
+    from dlkit_recipes.nlp_sentiment.baselines import BLOCKS, blocks
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
+    fitted = blocks(state["baselines"]["tfidf_logreg"])
+    layout = {
+        "classes": state["classes"],
+        "dim": m["ngram_dim"],
+        "features": "sublinear tf x idf, L2-normalised per block, blocks side by side in this order",
+        "blocks": {
+            name: {"analyzer": BLOCKS[name][0], "ngram_range": list(BLOCKS[name][1]), **block}
+            for name, block in fitted.items()
+        },
+    }
+    (folder / "ngram_config.json").write_text(json.dumps(layout))
