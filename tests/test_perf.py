@@ -39,14 +39,24 @@ def _listing(env: dict) -> tuple[list[dict], dict]:
     return json.loads(out.stdout), json.loads(out.stderr.strip().splitlines()[-1])
 
 
-def test_listing_recipes_leaves_torch_unloaded_and_waits_passively():
+def test_listing_recipes_leaves_torch_unloaded():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     rows, seen = _listing(env)
     assert {r["name"] for r in rows} == set(recipe_names())
     assert all(set(r) == set(ATTRIBUTES) for r in rows)
-    assert seen == {"torch": False, "omp": "PASSIVE"}
+    assert seen["torch"] is False
     _, seen = _listing({**env, "OMP_WAIT_POLICY": "ACTIVE"})  # the user's own setting stays
     assert seen["omp"] == "ACTIVE"
+
+
+def test_threads_wait_passively_only_beside_other_work(monkeypatch):
+    from dlkit.engine.threads import quiet_waiting
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert quiet_waiting(load=0.1) is None  # a quiet machine: OpenMP's own (spinning) default
+    assert quiet_waiting(load=1.7) == "PASSIVE"  # another process at work: sleep while waiting
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert quiet_waiting(load=3.0) == "ACTIVE"  # the user's setting wins
 
 
 @pytest.mark.parametrize("name", recipe_names())

@@ -56,10 +56,25 @@ def resolve_threads(setting: int | str) -> int:
     return threads
 
 
-def quiet_waiting() -> None:
-    """Let OpenMP threads sleep, not spin, while they wait; read once when torch loads, so call this
-    first. A value the user set (OMP_WAIT_POLICY=ACTIVE for a dedicated machine) is left alone."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+BUSY_LOAD = 0.5  # 1-minute load average (before this process starts) meaning another process is working
+
+
+def quiet_waiting(load: float | None = None) -> str | None:
+    """On a machine where something else is already working, let OpenMP threads sleep, not spin, while
+    they wait: spinning threads then fight the other process for the cores (a small MLP on 2 cores beside
+    one busy process: 9.5x slower with spinning, none with sleeping; bench/contention.py). On a quiet
+    machine spinning is what makes small ops fast (passive waiting halved that MLP's steps/s alone), so
+    the library default stays. Read once when torch loads: call this first. A value the user set
+    (OMP_WAIT_POLICY=ACTIVE or PASSIVE) is left alone. Returns the policy now in the environment."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        if load is None:
+            try:
+                load = os.getloadavg()[0]
+            except (AttributeError, OSError):  # no load average (Windows): assume shared
+                load = BUSY_LOAD
+        if load >= BUSY_LOAD:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    return os.environ.get("OMP_WAIT_POLICY")
 
 
 def apply_threads(setting: int | str) -> int:

@@ -2,8 +2,9 @@
 
 The default works fully offline: a byte-level BPE tokenizer with role markers as special tokens is fitted
 on the training conversations and a small GPT-2 is trained from scratch, the loss counting the
-assistant's tokens only. Any local causal-LM checkpoint (through its chat template when it has one) or
-seq2seq checkpoint fine-tunes through the same path with its own tokenizer.
+assistant's tokens only; by default it also reads the retrieval bot's answer and learns to adapt it
+("retrieve and refine", model.retrieve). Any local causal-LM checkpoint (through its chat template when
+it has one) or seq2seq checkpoint fine-tunes through the same path with its own tokenizer.
 
 Data: JSONL chat messages, CSV/TSV context/response pairs, or YAML/JSON lists of turns (reading.py); every
 assistant turn is a target with the turns before it as context, cleaned and split by conversation

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from dlkit_recipes.nlp_chat.baselines import fit_retrieval, fit_unigram, predictors
+from dlkit_recipes.nlp_chat.baselines import Retriever, fit_retrieval, fit_unigram, predictors
 from dlkit_recipes.nlp_chat.data import (
     ChatSet,
     chat_set,
@@ -86,11 +86,27 @@ class NlpChat(Recipe):
                 ),
                 "tokenizer_name": opt("", "tokenizer folder or hub name for a checkpoint ('' = its own)"),
                 "vocab_size": opt(2000, f"subword vocabulary of the tokenizer trained for '{SCRATCH}'"),
+                "min_frequency": opt(
+                    8,
+                    f"'{SCRATCH}' tokenizer: pieces seen fewer times stay split (rare names and numbers are "
+                    "spelled in pieces, as new ones are)",
+                ),
                 "layers": opt(2, f"transformer layers of '{SCRATCH}'"),
                 "hidden": opt(128, f"model width of '{SCRATCH}'"),
                 "heads": opt(4, f"attention heads of '{SCRATCH}'"),
                 "ffn": opt(512, f"feed-forward width of '{SCRATCH}'"),
                 "dropout": 0.1,
+                "retrieve": opt(
+                    True,
+                    "retrieve and refine: the model also reads the response the retrieval bot gives (that of "
+                    "the nearest training context) and learns to adapt it to the conversation; false = the "
+                    "conversation only",
+                ),
+                "retrieve_train": opt(
+                    3,
+                    "with model.retrieve: each training exchange is seen this many times, with each of the "
+                    "responses of its nearest exchanges in other conversations",
+                ),
             },
             "loss": {
                 "name": opt(
@@ -148,6 +164,8 @@ class NlpChat(Recipe):
         self.loss = make_loss({**self.cfg["loss"], "label_smoothing": 0.0}, ("cross_entropy",))
         self.tokenizer = hf.tokenizer_from_state(state["tokenizer"])
         self.format = make_format(state, self.tokenizer, self.cfg)
+        retrieval = state["baselines"]["retrieval"] if self.cfg["model"]["retrieve"] else None
+        self.retrieve = Retriever(retrieval) if retrieval else lambda contexts: [None] * len(contexts)
         g = self.cfg["generate"]
         self.decoding = {"val": generation_kwargs(g, "greedy"), "test": generation_kwargs(g, g["strategy"])}
         self.init_from = state["model"]["source"] if fresh and state["model"]["source"] != SCRATCH else None
@@ -177,27 +195,52 @@ class NlpChat(Recipe):
                 )
         parts = {s: [examples[i] for i in idx] for s, idx in groups.items()}
         if state is None:
-            texts = [t for e in parts["train"] for _, t in e.context] + [e.response for e in parts["train"]]
+            # each turn once (a turn is in the context of every later exchange of its conversation)
+            turns = {
+                (e.conversation, t): t for e in parts["train"] for _, t in [*e.context, ("", e.response)]
+            }
+            texts = list(turns.values())
             state, tokenizer = fit(cfg, texts)
         else:
             tokenizer = hf.tokenizer_from_state(state["tokenizer"])
         fmt = make_format(state, tokenizer, cfg)
+        fitting = "baselines" not in state
+        retrieval = (
+            fit_retrieval(parts["train"], parts["val"]) if fitting else state["baselines"]["retrieval"]
+        )
+        hints = self._hints(retrieval, parts)
         sets = {
-            s: chat_set(fmt, parts[s], groups[s], by_length=s != "train") if groups[s] else None
+            s: chat_set(fmt, parts[s], groups[s], s != "train", hints[s]) if groups[s] else None
             for s in ("train", "val", "test")
         }
-        if "baselines" not in state:
+        if fitting:
             state.update(
                 cleaning=cleaning.counts,
                 counts={s: len(idx) for s, idx in groups.items()},
                 baselines={
-                    "retrieval": fit_retrieval(parts["train"], parts["val"]),
-                    "unigram": fit_unigram(
-                        sets["train"].items, [e.response for e in parts["train"]], len(tokenizer)
+                    "retrieval": retrieval,
+                    "unigram": fit_unigram(  # one item per exchange (retrieve_train gives k in a row)
+                        sets["train"].items[:: len(hints["train"][0]) if hints["train"] else 1],
+                        [e.response for e in parts["train"]],
+                        len(tokenizer),
                     ),
                 },
             )
         return RecipeData(sets["train"], sets["val"], sets["test"], state, notes=notes)
+
+    def _hints(self, retrieval: dict, parts: dict) -> dict:
+        """Per split, each example's retrieved response (None without model.retrieve): for training, that of
+        another conversation (Retriever.for_training)."""
+        m = self.cfg["model"]
+        if not m["retrieve"]:
+            return dict.fromkeys(parts)
+        retrieve = Retriever(retrieval)
+        return {
+            s: retrieve.for_training(examples, m["retrieve_train"])
+            if s == "train"
+            else [[hint] for hint in retrieve([e.context for e in examples])]
+            for s, examples in parts.items()
+        }
 
     def collate(self, items: list[dict]) -> dict:
         """Right-padded input_ids/labels (labels padded with -100) and the prompts padded for generation."""
@@ -292,7 +335,8 @@ class NlpChat(Recipe):
                 "nothing to answer: every input is empty",
                 "give a prompt in quotes or a .txt file, one a line",
             )
-        items = [prompt_item(self.format, turns, i) for i, turns in enumerate(found)]
+        pairs = zip(found, self.retrieve(found), strict=True)
+        items = [prompt_item(self.format, turns, i, hint) for i, (turns, hint) in enumerate(pairs)]
         return ChatSet(
             items, hf.length_order([len(i["prompt_ids"]) for i in items], hf.predict_block(self.cfg))
         )
@@ -309,7 +353,7 @@ class NlpChat(Recipe):
     def chat_batch(self, turns: list[dict]) -> dict:
         """The conversation so far as a batch for `predict_step`: its newest turns that fit the context."""
         context = window([(t["role"], t["content"]) for t in turns], self.cfg["data"]["max_turns"])
-        return self.collate([prompt_item(self.format, context, 0)])
+        return self.collate([prompt_item(self.format, context, 0, self.retrieve([context])[0])])
 
     # --- native export ----------------------------------------------------------------------------------
     def save_native(self, model: torch.nn.Module, state: dict, folder: Path) -> None:
