@@ -62,7 +62,8 @@ CLAIM = ".dlkit-claim"  # created exclusively by the one process that owns a run
 ACTIVE: list[Path] = []  # the run this process is training, for the interrupt message
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -111,7 +112,7 @@ class Run:
                 f"cannot create run directory '{path}' ({exc.strerror})", "choose another --out"
             ) from None
         claim = path / CLAIM
-        if claim.is_file() and not _alive(_owner(claim)):  # its owner was killed (kill -9, power loss)
+        if claim.is_file() and not alive(_owner(claim)):  # its owner was killed (kill -9, power loss)
             cls.release(path)  # a start that never reached a checkpoint leaves nothing worth keeping
             path.mkdir(parents=True, exist_ok=True)
             claim.unlink(missing_ok=True)
@@ -124,7 +125,7 @@ class Run:
     def lock(path: Path) -> None:
         """Take the claim file of `path` for this process (a resume does this on its own run)."""
         claim = path / CLAIM
-        if claim.is_file() and not _alive(_owner(claim)):
+        if claim.is_file() and not alive(_owner(claim)):
             claim.unlink(missing_ok=True)
         try:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

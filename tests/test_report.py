@@ -12,21 +12,10 @@ from pathlib import Path
 
 import pytest
 from conftest import expect_user_error
+from test_recipes import FAST  # seconds per recipe on two CPU cores
 
 from dlkit.registry import get_recipe, recipe_names
 
-FAST = {  # as tests/test_recipes.py: seconds per recipe on two CPU cores
-    "vision-classification": ["train.epochs=1"],
-    "vision-detection": ["train.epochs=1"],
-    "nlp-sentiment": ["train.epochs=1"],
-    "nlp-translation": ["train.epochs=1", "generate.num_beams=1"],
-    "tabular-fraud": ["train.epochs=1"],
-    "finance-forecasting": ["train.epochs=2"],
-    "medical-imaging": ["train.epochs=1"],
-    "vision-face": ["train.epochs=1"],
-    "drug-property": ["train.epochs=1"],
-    "nlp-chat": ["train.epochs=1"],
-}
 QUICK = "tabular-fraud"  # the recipe the default (not slow) tests train
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -25,6 +25,7 @@ from optuna.storages import RDBStorage, RetryFailedTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from dlkit.errors import UserError
+from dlkit.run import alive
 from dlkit.tune.space import Dimension, grid
 
 HEARTBEAT_S = 20  # a worker's trial reports it is alive this often
@@ -159,7 +160,7 @@ def fail_dead_local(study: optuna.Study) -> int:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         pid = attrs.get("pid")
-        if attrs.get("host") != HOST or not pid or pid == os.getpid() or _alive(pid):
+        if attrs.get("host") != HOST or not pid or pid == os.getpid() or alive(pid):
             continue
         if abandon(study, trial):
             count += 1
@@ -177,16 +178,6 @@ def abandon(study: optuna.Study, trial: FrozenTrial) -> bool:
     except optuna.exceptions.UpdateFinishedTrialError:
         return False  # another worker got there first
     retry_trial(study, storage.get_trial(trial._trial_id))
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
