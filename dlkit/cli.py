@@ -76,17 +76,17 @@ def info_cmd(
     recipe: str = typer.Argument(..., help="Recipe name, e.g. vision-classification."), json_out: bool = JSON
 ) -> None:
     """Show a recipe's full default config as YAML, one documented key per line."""
-    from dlkit.config import defaults, render_yaml
-    from dlkit.jobs import schema_for
-    from dlkit.registry import get_recipe
+    from dlkit.config import defaults, merge_schema, render_yaml
+    from dlkit.defaults import SHARED
+    from dlkit.registry import recipe_defaults
 
-    cls = get_recipe(recipe)
-    schema = schema_for(cls)
-    monitor = cls(defaults(schema)).monitor  # the instance decides (it may depend on the config)
+    meta, changes = recipe_defaults(recipe)  # light: torch stays unloaded for recipes with recipe_config
+    schema = merge_schema(SHARED, changes)
     if json_out:
-        console.emit_json({"recipe": recipe, "monitor": monitor, "config": defaults(schema)})
+        console.emit_json({"recipe": recipe, "monitor": meta["monitor"], "config": defaults(schema)})
         return
-    typer.echo(f"# {cls.name}: {cls.description}\n# task: {cls.task}; monitored metric: {monitor}\n")
+    typer.echo(f"# {meta['name']}: {meta['description']}")
+    typer.echo(f"# task: {meta['task']}; monitored metric: {meta['monitor']}\n")
     typer.echo(render_yaml(schema))
 
 

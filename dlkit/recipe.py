@@ -102,6 +102,9 @@ class Recipe(ABC):
         An `opt(...)` under a shared key replaces it, choices included: a recipe that accepts two
         losses declares `"loss": {"name": opt("cross_entropy", "...", ["cross_entropy", "focal"])}`,
         so `dlkit info` and the config check tell the truth.
+
+        Built-in recipes keep this dict in a light `config.py` (`recipe_config()`, no torch imported)
+        that this method returns, so `dlkit info` reads it without loading the recipe (dlkit/registry.py).
         """
         return {}
 

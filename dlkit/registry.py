@@ -3,13 +3,20 @@
 Listing recipes should not import torch: a recipe package may say what `dlkit recipes` shows in a
 `RECIPE_META` dict (every key of ATTRIBUTES) and export its class lazily, so importing the package
 stays cheap (three lines in its `__init__.py`; the class keeps the same attributes, and
-tests/test_fast_listing.py checks they agree):
+tests/test_perf.py and tests/test_perf_listing.py check they agree):
 
     from dlkit.registry import lazy_exports
     RECIPE_META = {"name": "my-recipe", "task": ..., "description": ..., "default_model": ..., ...}
     __getattr__ = lazy_exports(__name__, MyRecipe="recipe")   # MyRecipe lives in my_package/recipe.py
 
-A plug-in without them works the same, only its listing imports the class.
+`dlkit info` likewise reads the default config without torch when the package also exports a light
+`recipe_config()` (a module importing nothing heavy, whose dict the recipe's `Recipe.config()` returns:
+one source) and names the metric monitored under that config in `RECIPE_META["monitor"]`:
+
+    RECIPE_META = {..., "monitor": "accuracy"}
+    __getattr__ = lazy_exports(__name__, MyRecipe="recipe", recipe_config="config")  # my_package/config.py
+
+A plug-in without them works the same, only its listing and `dlkit info` import the class.
 """
 
 from __future__ import annotations
@@ -56,6 +63,30 @@ def recipe_meta(name: str) -> dict[str, str]:
         return {a: meta[a] for a in ATTRIBUTES}
     cls = get_recipe(name)
     return {a: getattr(cls, a) for a in ATTRIBUTES}
+
+
+def recipe_defaults(name: str) -> tuple[dict[str, str], dict]:
+    """What `dlkit info` shows: the listing attributes plus `monitor`, and the recipe's config changes
+    (`Recipe.config()`). Light (torch stays unloaded) when the package exports `recipe_config` and its
+    RECIPE_META names the monitor; else from the recipe class, the monitor from an instance (which may
+    pick it from the config)."""
+    ep = _entry_point(name)
+    try:
+        package = importlib.import_module(ep.module)
+        meta = getattr(package, "RECIPE_META", None)
+        light = getattr(package, "recipe_config", None)
+    except Exception:  # a broken package: get_recipe names the problem
+        meta = light = None
+    described = (*ATTRIBUTES, "monitor")
+    if isinstance(meta, dict) and meta.get("name") == name and all(a in meta for a in described) and light:
+        return {a: meta[a] for a in described}, light()
+    from dlkit.config import defaults, merge_schema
+    from dlkit.defaults import SHARED
+
+    cls = get_recipe(name)
+    changes = cls.config()
+    monitor = cls(defaults(merge_schema(SHARED, changes))).monitor  # the instance decides
+    return {**{a: getattr(cls, a) for a in ATTRIBUTES}, "monitor": monitor}, changes
 
 
 def lazy_exports(package: str, **names: str) -> Callable[[str], object]:

@@ -17,6 +17,7 @@ from conftest import ROOT, expect_user_error, train_ok
 from dlkit_recipes.finance_forecasting import data as fd
 from dlkit_recipes.finance_forecasting import series as ts
 from dlkit_recipes.finance_forecasting.baselines import seasonal_trend
+from dlkit_recipes.finance_forecasting.config import TRANSFORMS
 from dlkit_recipes.finance_forecasting.holt_winters import holt_winters
 from dlkit_recipes.finance_forecasting.metrics import forecast_metrics
 
@@ -94,7 +95,7 @@ BASELINES = {"naive", "seasonal_naive", "drift", "seasonal_trend", "holt_winters
 
 
 # --- stages -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", ts.TRANSFORMS)
+@pytest.mark.parametrize("kind", TRANSFORMS)
 def test_target_transforms_invert_exactly(kind):
     y = 50 + np.cumsum(np.random.default_rng(0).normal(0, 1, 200))
     assert np.allclose(ts.from_target(ts.to_target(y, kind), y[0], kind), y, rtol=1e-12, atol=1e-9)

@@ -445,12 +445,30 @@ def test_embeddings_and_other_cleaning_options_train(small, tmp_path, quiet):
             "model.batch_norm=false",
             "model.activation=gelu",
             "model.init=kaiming",
+            "model.wide=true",
         ],
     )
     state = _state(tmp_path / "run")
     assert not any(f.startswith("merchant_category=") for f in state["features"])
     assert result["metrics"]["auroc"] > 0.6
     assert result["baselines"]["logistic_regression"]["auroc"] > 0.6  # one-hot of the embedded columns
+
+
+def test_wide_path_adds_a_linear_model_of_the_features_to_the_mlp():
+    import torch
+    from dlkit_recipes.tabular_fraud.model import FraudMLP
+
+    torch.manual_seed(0)
+    net = FraudMLP(
+        3, [4], depth=2, width=8, act="relu", dropout=0.0, batch_norm=False, embedding_dim=2, wide=True
+    )
+    net.eval()
+    torch.nn.init.zeros_(net.head.weight)  # silence the deep part: what is left is the wide, linear part
+    torch.nn.init.zeros_(net.head.bias)
+    numeric, categorical = torch.randn(5, 3), torch.randint(0, 4, (5, 1))
+    features = torch.cat([numeric, net.embeddings[0](categorical[:, 0])], 1)
+    assert torch.allclose(net(numeric, categorical), features @ net.wide.weight.T + net.wide.bias, atol=1e-6)
+    assert FraudMLP(3, [4], 2, 8, "relu", 0.0, False, 2).wide is None  # off by default
 
 
 # --- dlkit check ---------------------------------------------------------------------------------

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from dlkit.data.clean_options import DATETIME_PARTS as DATETIME_PARTS  # the clean.datetime_parts choices
 from dlkit.data.scaling import apply_scaler, fit_scaler
 
 MISSING = "__missing__"
 OTHER = "other"
 TRUE_WORDS = frozenset({"1", "1.0", "true", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"0", "0.0", "false", "no", "n", "f"})
-DATETIME_PARTS = ("hour", "weekday", "month", "day", "year")
 _SAMPLE = 200_000  # rows used for shape statistics (skewness); quantiles and means use every row
 
 

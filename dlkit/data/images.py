@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
 
 from dlkit.errors import UserError
 
@@ -59,3 +60,25 @@ def check_bad_fraction(bad: list[Path], total: int, limit: float, where: Path) -
             f"fix or remove them; up to data.max_bad_fraction={limit} are skipped with a warning",
         )
     return f"skipped {len(bad)} unreadable image(s) of {total}: {names}"
+
+
+class ImageSet(Dataset):
+    """Decoded images as dicts {'image', 'label', 'id'} (unlabelled: label -1), the transform applied on
+    access. `images` is any decoded split with `paths`, `labels`, `raw(i)` (uint8 CxSxS) and a length."""
+
+    def __init__(self, images, transform=None):
+        self.data = images
+        self.transform = transform
+
+    @property
+    def labels(self) -> list[int]:
+        return self.data.labels
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict:
+        img = self.data.raw(i)
+        if self.transform is not None:
+            img = self.transform(img)
+        return {"image": img, "label": self.data.labels[i], "id": str(self.data.paths[i])}

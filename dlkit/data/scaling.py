@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-METHODS = ("standard", "robust", "minmax", "none")
+from dlkit.data.clean_options import SCALING_METHODS as METHODS  # the clean.scaling choices
 
 
 def fit_scaler(values: np.ndarray, method: str) -> list[float]:

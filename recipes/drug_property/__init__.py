@@ -24,7 +24,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     ),
     "default_model": "gnn",
     "sample_data": "sample_data/drug_property/molecules.csv",
+    "monitor": "score",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, DrugProperty="recipe")
+__getattr__ = lazy_exports(__name__, DrugProperty="recipe", recipe_config="config")
 
-__all__ = ["DrugProperty"]
+__all__ = ["recipe_config", "DrugProperty"]

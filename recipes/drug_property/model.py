@@ -10,8 +10,6 @@ from torch import nn
 
 from dlkit.modeling import activation
 
-READOUTS = ("sum", "mean", "attention")
-
 
 def _per_graph(values: torch.Tensor, graph: torch.Tensor, count: int) -> torch.Tensor:
     """Sum of `values` rows per molecule."""

@@ -22,7 +22,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     ),
     "default_model": "mlp",
     "sample_data": "sample_data/finance_forecasting/prices.csv",
+    "monitor": "mase",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, FinanceForecasting="recipe")
+__getattr__ = lazy_exports(__name__, FinanceForecasting="recipe", recipe_config="config")
 
-__all__ = ["FinanceForecasting"]
+__all__ = ["recipe_config", "FinanceForecasting"]

@@ -17,8 +17,6 @@ from pandas.tseries.frequencies import to_offset
 from dlkit.data.splits import SPLITS
 from dlkit.errors import UserError
 
-TRANSFORMS = ("level", "diff", "return", "log_return")
-FILLS = ("ffill", "interpolate")
 DATE_NAMES = (
     "date",
     "datetime",

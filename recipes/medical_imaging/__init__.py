@@ -23,7 +23,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     ),
     "default_model": "unet",
     "sample_data": "sample_data/medical_imaging",
+    "monitor": "dice",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, MedicalImaging="recipe")
+__getattr__ = lazy_exports(__name__, MedicalImaging="recipe", recipe_config="config")
 
-__all__ = ["MedicalImaging"]
+__all__ = ["recipe_config", "MedicalImaging"]

@@ -27,7 +27,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     ),
     "default_model": "ngram",
     "sample_data": "sample_data/nlp_sentiment/reviews.csv",
+    "monitor": "accuracy",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, NlpSentiment="recipe")
+__getattr__ = lazy_exports(__name__, NlpSentiment="recipe", recipe_config="config")
 
-__all__ = ["NlpSentiment"]
+__all__ = ["recipe_config", "NlpSentiment"]

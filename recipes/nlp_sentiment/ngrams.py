@@ -23,8 +23,6 @@ from torch import nn
 
 from dlkit import hf
 
-NGRAM_LR = 1e-2  # train.lr=null for model.name=ngram: the bags learn in a few hundred steps
-
 
 class NgramClassifier(nn.Module):
     """logits = wide(bag of n-grams) + head(dropout(deep(bag of n-grams))), each bag TF-IDF weighted."""

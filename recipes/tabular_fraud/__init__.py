@@ -22,7 +22,10 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     "description": "Score CSV/Parquet rows for a rare positive class with an MLP over cleaned features.",
     "default_model": "mlp",
     "sample_data": "sample_data/tabular_fraud/transactions.csv",
+    "monitor": "average_precision",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, TabularFraud="recipe", choose_threshold="threshold")
+__getattr__ = lazy_exports(
+    __name__, TabularFraud="recipe", choose_threshold="threshold", recipe_config="config"
+)
 
-__all__ = ["TabularFraud", "choose_threshold"]
+__all__ = ["TabularFraud", "choose_threshold", "recipe_config"]

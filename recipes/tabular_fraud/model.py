@@ -35,6 +35,7 @@ class FraudMLP(nn.Module):
         dropout: float,
         batch_norm: bool,
         embedding_dim: int,
+        wide: bool = False,
     ):
         super().__init__()
         dims = [embedding_dim or min(16, (card + 1) // 2) for card in cardinalities]
@@ -53,10 +54,13 @@ class FraudMLP(nn.Module):
             size = width
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(size, 2)
+        self.wide = nn.Linear(numeric + sum(dims), 2) if wide else None
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
         parts = [numeric] + [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
-        return self.head(self.body(torch.cat(parts, dim=1) if len(parts) > 1 else numeric))
+        x = torch.cat(parts, dim=1) if len(parts) > 1 else numeric
+        logits = self.head(self.body(x))
+        return logits if self.wide is None else logits + self.wide(x)
 
 
 class SeedEnsemble(nn.Module):

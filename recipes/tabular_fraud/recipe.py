@@ -10,7 +10,9 @@ import pandas as pd
 import torch
 from dlkit_recipes.tabular_fraud import baselines as base
 from dlkit_recipes.tabular_fraud import predict as pred
+from dlkit_recipes.tabular_fraud import stream
 from dlkit_recipes.tabular_fraud.checks import check_tables
+from dlkit_recipes.tabular_fraud.config import ENSEMBLE, ENSEMBLE_ROWS, LOSSES, recipe_config
 from dlkit_recipes.tabular_fraud.data import TableSet, encode_labels, read_labelled, sources, split_rows
 from dlkit_recipes.tabular_fraud.model import FraudMLP, SeedEnsemble
 from dlkit_recipes.tabular_fraud.threshold import choose_threshold
@@ -18,15 +20,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from dlkit import console
-from dlkit.config import opt
-from dlkit.data.cleaning import CLEAN_OPTIONS, CleaningPipeline, conflicting_labels, print_report
+from dlkit.data.cleaning import CleaningPipeline, conflicting_labels, print_report
 from dlkit.data.features import Report
 from dlkit.errors import UserError
 from dlkit.modeling import make_loss
 from dlkit.recipe import Finding, Recipe, RecipeData
-
-LOSSES = ("cross_entropy", "focal")
-ENSEMBLE, ENSEMBLE_ROWS = 5, 2000  # model.ensemble=auto: members below this many training rows
 
 
 def power_of_two(value: float, low: int, high: int) -> int:
@@ -47,85 +45,7 @@ class TabularFraud(Recipe):
 
     @classmethod
     def config(cls) -> dict:
-        return {
-            "data": {
-                "batch_size": opt(
-                    "auto",
-                    "rows per step; auto = training rows / 16 as a power of two, 32 to 256",
-                    type=int,
-                    auto=True,
-                ),
-                "label": opt("is_fraud", "label column; two values (fraud or not)"),
-                "positive": opt(
-                    None, "label value meaning fraud (null: 1/true/yes/fraud, else the rarer value)", type=str
-                ),
-                "split_column": opt(
-                    "split",
-                    "column naming each row's split (train; val, valid, validation or dev; test; empty = "
-                    "assigned), used when present",
-                ),
-                "encoding": opt("utf-8", "text encoding of CSV files"),
-            },
-            "clean": CLEAN_OPTIONS,
-            "model": {
-                "name": opt("mlp", "model architecture", ["mlp"]),
-                "dropout": 0.1,
-                "depth": opt(2, "hidden layers of the MLP"),
-                "width": opt(
-                    "auto",
-                    "units per hidden layer; auto = sqrt(training rows) as a power of two, 16 to 128",
-                    type=int,
-                    auto=True,
-                ),
-                "ensemble": opt(
-                    "auto",
-                    "MLPs trained side by side from different initial weights, probabilities averaged; "
-                    f"auto = {ENSEMBLE} below {ENSEMBLE_ROWS} training rows (where one MLP's result "
-                    "swings with its seed), else 1",
-                    type=int,
-                    auto=True,
-                ),
-                "batch_norm": opt(True, "batch normalisation after each hidden linear layer"),
-                "embedding_dim": opt(
-                    0,
-                    "size of categorical embeddings (clean.categorical=embedding); "
-                    "0 = min(16, (categories + 1) // 2)",
-                ),
-            },
-            "loss": {
-                "name": opt("cross_entropy", "training loss (imbalance=focal picks focal)", list(LOSSES)),
-                "pos_weight": opt(
-                    None,
-                    "weight of a fraud row in the loss or the sampler (null = "
-                    "sqrt(legit / fraud) in the training split)",
-                    type=float,
-                ),
-            },
-            "imbalance": opt(
-                "weighted_loss",
-                "class-imbalance handling: weighted loss, weighted sampling of "
-                "training rows, focal loss, or none",
-                ["weighted_loss", "sampling", "focal", "none"],
-            ),
-            "threshold": {
-                "rule": opt(
-                    "max_f1",
-                    "how the decision threshold is chosen on validation: best F1, or the best "
-                    "recall at threshold.target precision, or the reverse",
-                    ["max_f1", "precision", "recall"],
-                ),
-                "target": opt(0.9, "the precision (rule=precision) or recall (rule=recall) to reach"),
-            },
-            "predict": {
-                "threshold": opt(
-                    None,
-                    "decision threshold for is_fraud and for precision/recall/F1 (null = the one chosen "
-                    "on validation); may be changed at predict and evaluate time",
-                    type=float,
-                ),
-            },
-            "train": {"warmup": 0.05},
-        }
+        return recipe_config()  # config.py: light, so `dlkit info` reads it without torch
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -148,16 +68,20 @@ class TabularFraud(Recipe):
             "model.depth": {"int": {"low": 1, "high": 3}},
             "model.dropout": {"float": {"low": 0.0, "high": 0.4}},
             "model.activation": {"choices": ["relu", "gelu", "silu"]},
+            "model.wide": {"choices": [False, True]},
         }
 
     def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
         d = self.cfg["data"]
         report, where = Report(), f"'{path}'"
+        srcs = sources(path, need_train=not evaluate_all)
+        if stream.streams(srcs, self.cfg, state):  # larger than memory: read lazily, chunk by chunk
+            return stream.load_streamed(self, srcs, state, evaluate_all, where)
         if evaluate_all:  # new labelled data: every row is test, as given
-            frame, _ = read_labelled(sources(path, need_train=False), self.cfg, report, split_column=False)
+            frame, _ = read_labelled(srcs, self.cfg, report, split_column=False)
             groups, classes = {"test": frame}, state["classes"]
         else:
-            frame, given = read_labelled(sources(path), self.cfg, report)
+            frame, given = read_labelled(srcs, self.cfg, report)
             known = state["classes"] if state else None
             groups, classes = split_rows(frame, given, self.cfg, report, known, where)
         notes: list[str] = []
@@ -264,14 +188,18 @@ class TabularFraud(Recipe):
                 m["dropout"],
                 m["batch_norm"],
                 m["embedding_dim"],
+                m["wide"],
             )
             for _ in range(m["ensemble"] if isinstance(m["ensemble"], int) else 1)  # runs before the key: 1
         ]
         return members[0] if len(members) == 1 else SeedEnsemble(members)
 
     def collate(self, items) -> dict:
-        """`TableSet.__getitems__` already returns a whole batch; predict rows are stacked here."""
-        return items if isinstance(items, dict) else pred.collate_rows(items)
+        """`TableSet.__getitems__` already returns a whole batch; streamed rows (with a label) and predict
+        rows are stacked here."""
+        if isinstance(items, dict):
+            return items
+        return stream.collate_rows(items) if "label" in items[0] else pred.collate_rows(items)
 
     def step(self, model: nn.Module, batch: dict, stage: str) -> dict:
         logits = model(batch["numeric"], batch["categorical"]).float()
@@ -315,6 +243,7 @@ class TabularFraud(Recipe):
             "threshold_source": "predict.threshold" if override else "chosen on validation",
             "threshold_choice": state.get("threshold_choice"),
             "fraud_in_test": int(data.test.labels.sum()),
+            **({"streamed": state["stream"]} if "stream" in state else {}),
         }
 
     # --- predict -------------------------------------------------------------------------------------

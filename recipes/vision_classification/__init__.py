@@ -8,7 +8,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     "description": "Classify images with any timm model; ImageFolder, split folders or path,label CSV.",
     "default_model": "resnet10t",
     "sample_data": "sample_data/vision_classification",
+    "monitor": "accuracy",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, VisionClassification="recipe")
+__getattr__ = lazy_exports(__name__, VisionClassification="recipe", recipe_config="config")
 
-__all__ = ["VisionClassification"]
+__all__ = ["recipe_config", "VisionClassification"]

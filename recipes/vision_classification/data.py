@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
 from dlkit.data.images import decode, image_side, is_image, list_images
 from dlkit.data.splits import parse_split_column, split_dirs, split_files
@@ -96,27 +95,6 @@ def read_images(paths: list[Path], labels: list[int], size: int, channels: int, 
             images.append(img)
             keep.append(i)
     return Images([paths[i] for i in keep], [labels[i] for i in keep], size, channels, images, bad)
-
-
-class ImageSet(Dataset):
-    """Labelled (or unlabelled, label -1) images as dicts {'image', 'label', 'id'}."""
-
-    def __init__(self, images: Images, transform=None):
-        self.data = images
-        self.transform = transform
-
-    @property
-    def labels(self) -> list[int]:
-        return self.data.labels
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        img = self.data.raw(i)
-        if self.transform is not None:
-            img = self.transform(img)
-        return {"image": img, "label": self.data.labels[i], "id": str(self.data.paths[i])}
 
 
 # --- finding labelled images ---------------------------------------------------------------------

@@ -13,16 +13,15 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from dlkit.config import opt
-from dlkit.data.images import check_bad_fraction, is_image
+from dlkit.data.images import ImageSet, check_bad_fraction, is_image
 from dlkit.data.inputs import expand_inputs
 from dlkit.data.splits import ALIAS_TEXT, SPLITS, assign_splits, indices
 from dlkit.errors import UserError
 from dlkit.recipe import Baseline, Finding, Recipe, RecipeData
 
 from .baselines import fit_hog_logreg, fit_pixel_logreg, logreg_predictor, majority_predictor
+from .config import LOSSES, recipe_config
 from .data import (
-    ImageSet,
     Item,
     auto_image_size,
     cache_fits,
@@ -32,7 +31,6 @@ from .data import (
     transform,
 )
 
-LOSSES = ("cross_entropy", "focal", "kl_div")
 LOGREGS = ("pixel_logreg", "hog_logreg")  # fitted into the state by load_data
 
 
@@ -52,38 +50,7 @@ class VisionClassification(Recipe):
 
     @classmethod
     def config(cls) -> dict:
-        return {
-            "data": {
-                "batch_size": 32,
-                "image_size": opt(
-                    0,
-                    "side in pixels images are resized/cropped to (0 = median side of the "
-                    "training images, between 32 and 128)",
-                ),
-                "channels": opt(3, "3 for colour, 1 for greyscale", [1, 3]),
-                "augment": opt(
-                    "light",
-                    "augmentation preset: light = random crop (+ flip when data.hflip); strong adds "
-                    "TrivialAugment and erasing",
-                    ["none", "light", "strong"],
-                ),
-                "hflip": opt(
-                    False,
-                    "random horizontal flips in light/strong augmentation: turn on for photos, whose "
-                    "meaning survives a mirror (digits, letters and text do not)",
-                ),
-                "cache": opt(True, "decode images once and keep them in memory (turn off for huge sets)"),
-                "max_bad_fraction": opt(
-                    0.05, "share of unreadable images skipped with a warning before failing"
-                ),
-            },
-            "model": {"name": "resnet10t", "dropout": 0.1},
-            "loss": {
-                "name": opt("cross_entropy", "training loss", list(LOSSES)),
-                "label_smoothing": 0.1,
-            },
-            "train": {"lr": 5e-3, "warmup": 0.05, "grad_clip": None},
-        }
+        return recipe_config()  # config.py: light, so `dlkit info` reads it without torch
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)

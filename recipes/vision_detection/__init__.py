@@ -18,7 +18,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     "description": "Find and classify objects (boxes) in images; COCO JSON or YOLO txt; COCO mAP.",
     "default_model": "centernet-tiny",
     "sample_data": "sample_data/vision_detection",
+    "monitor": "map_50",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, VisionDetection="recipe")
+__getattr__ = lazy_exports(__name__, VisionDetection="recipe", recipe_config="config")
 
-__all__ = ["VisionDetection"]
+__all__ = ["recipe_config", "VisionDetection"]

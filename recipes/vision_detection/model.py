@@ -11,15 +11,6 @@ from torch.nn import functional as F
 from dlkit.errors import UserError
 from dlkit.modeling import activation
 
-TORCHVISION_MODELS = (
-    "fasterrcnn_mobilenet_v3_large_320_fpn",
-    "fasterrcnn_resnet50_fpn_v2",
-    "retinanet_resnet50_fpn_v2",
-    "fcos_resnet50_fpn",
-    "ssdlite320_mobilenet_v3_large",
-)
-MODELS = ("centernet-tiny", *TORCHVISION_MODELS)
-
 
 # --- the default model ----------------------------------------------------------------------------
 def _conv(c_in: int, c_out: int, act: str, stride: int = 1) -> nn.Sequential:

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from dlkit_recipes.vision_detection.baselines import baseline_predictors, fit_priors
 from dlkit_recipes.vision_detection.boxes import BoxReport, read_boxes
+from dlkit_recipes.vision_detection.config import recipe_config
 from dlkit_recipes.vision_detection.data import (
     DetectionSet,
     InputImages,
@@ -18,13 +19,12 @@ from dlkit_recipes.vision_detection.data import (
     transforms,
 )
 from dlkit_recipes.vision_detection.metrics import mean_ap_metrics
-from dlkit_recipes.vision_detection.model import MODELS, build_detector, load_backbone, read_backbone
+from dlkit_recipes.vision_detection.model import build_detector, load_backbone, read_backbone
 from dlkit_recipes.vision_detection.outputs import write_prediction_files
 from torch import nn
 from torch.utils.data import Dataset
 
 from dlkit import console
-from dlkit.config import opt
 from dlkit.data.checks import class_balance
 from dlkit.data.images import is_image
 from dlkit.data.inputs import expand_inputs
@@ -49,81 +49,7 @@ class VisionDetection(Recipe):
 
     @classmethod
     def config(cls) -> dict:
-        return {
-            "data": {
-                "batch_size": 8,
-                "image_size": opt(
-                    0,
-                    "side in pixels images are letterboxed to (0 = median longer side of "
-                    "the training images, rounded to 32, between 64 and 320)",
-                ),
-                "image_dir": opt(
-                    None,
-                    "folder COCO file_name paths are relative to (default: beside the JSON, its sibling "
-                    "folder NAME/ for NAME.json, or images/)",
-                    type=str,
-                ),
-                "cache": opt(True, "decode images once and keep them in memory (turn off for huge sets)"),
-                "max_bad_fraction": opt(
-                    0.05, "share of missing/unreadable images skipped with a warning before failing"
-                ),
-                "augment": opt(True, "box-aware augmentation of training images (flips, scale, colour)"),
-                "hflip": opt(True, "random horizontal flips"),
-                "vflip": opt(False, "random vertical flips (for aerial or microscope images)"),
-                "scale_jitter": opt(
-                    0.25,
-                    "random zoom by a factor in [1-x, 1+x], then a random crop or pad back to size (0 = off)",
-                ),
-                "color_jitter": opt(0.2, "random brightness/contrast/saturation change (0 = off)"),
-            },
-            "model": {
-                "name": opt(
-                    "centernet-tiny",
-                    "detector: centernet-tiny (small, from scratch) or a torchvision detector",
-                    MODELS,
-                ),
-                "width": opt(16, "base channels of centernet-tiny (stages: 1, 2, 4, 8, 8x this)"),
-                "backbone_weights": opt(
-                    None,
-                    "local ImageNet backbone weights for a torchvision detector "
-                    "(resnet50 / mobilenet_v3_large state dict), loaded when a new run starts",
-                    type=str,
-                ),
-                "max_detections": opt(100, "boxes kept per image by centernet-tiny, best first"),
-            },
-            "loss": {
-                "name": opt(
-                    "detector",
-                    "detectors train with their own losses (centernet-tiny: focal loss on centre "
-                    "heatmaps + GIoU on boxes; torchvision detectors: each model's own)",
-                    ["detector"],
-                ),
-                "label_smoothing": opt(0.0, "does not apply to detectors", [0.0]),
-            },
-            # a detector from scratch needs many more steps than a classifier: 1,200 is the old 60
-            # epochs of the sample (a few minutes of CPU for a few hundred images); larger sets
-            # get fewer epochs (at least one), tiny ones at most train.max_epochs
-            "train": {"min_steps": 1200, "lr": 3e-3, "warmup": 0.05, "grad_clip": 5.0, "patience": 10},
-            "predict": {
-                "score_threshold": opt(
-                    0.3,
-                    "predictions below this score are left out of the records, the COCO results and "
-                    "the drawings",
-                ),
-                "merge_iou": opt(
-                    0.7,
-                    "a box overlapping a better-scored one (of any class) by more than this IoU is "
-                    "dropped, so each object gets one label (null = keep all)",
-                    type=float,
-                    nullable=True,
-                ),
-                "draw": opt(
-                    True,
-                    "draw the boxes on each input image into drawn/ in the predictions folder (beside "
-                    "coco_results.json)",
-                ),
-            },
-        }
+        return recipe_config()  # config.py: light, so `dlkit info` reads it without torch
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)

@@ -10,7 +10,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     ),
     "default_model": "resnet10t",
     "sample_data": "sample_data/vision_face",
+    "monitor": "verification_auc",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, VisionFace="recipe")
+__getattr__ = lazy_exports(__name__, VisionFace="recipe", recipe_config="config")
 
-__all__ = ["VisionFace"]
+__all__ = ["recipe_config", "VisionFace"]

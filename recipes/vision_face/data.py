@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from dlkit.data.images import decode, list_images
+from dlkit.data.images import ImageSet, decode, list_images
 from dlkit.data.splits import SPLITS, assign_splits, parse_split_column, split_dirs
 from dlkit.errors import UserError
 
@@ -183,6 +182,9 @@ class Faces:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def raw(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
 
 def read_faces(
     faces: list[Face], size: int, channels: int, cropper=None, keep_no_face: bool = False
@@ -209,25 +211,11 @@ def read_faces(
     return out
 
 
-class FaceSet(Dataset):
+class FaceSet(ImageSet):
     """Faces as dicts {'image', 'label' (person within the split), 'index' (position), 'id' (path)}."""
 
-    def __init__(self, faces: Faces, transform=None):
-        self.data = faces
-        self.transform = transform
-
-    @property
-    def labels(self) -> list[int]:
-        return self.data.labels
-
-    def __len__(self) -> int:
-        return len(self.data)
-
     def __getitem__(self, i: int) -> dict:
-        img = self.data.images[i]
-        if self.transform is not None:
-            img = self.transform(img)
-        return {"image": img, "label": self.data.labels[i], "index": i, "id": str(self.data.paths[i])}
+        return {**super().__getitem__(i), "index": i}
 
 
 def normalisation(train: Faces) -> dict:

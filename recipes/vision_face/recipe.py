@@ -16,20 +16,17 @@ import numpy as np
 import torch
 
 from dlkit import console
-from dlkit.config import opt
 from dlkit.data.images import check_bad_fraction, is_image
 from dlkit.data.inputs import expand_inputs
 from dlkit.errors import UserError
 from dlkit.recipe import Baseline, Finding, Recipe, RecipeData
 
 from .baselines import eigenfaces_predictor, fit_eigenfaces, fit_raw_pixels, raw_pixels_predictor
+from .config import DEFAULT_MARGIN, LOSSES, MARGIN_LOSSES, recipe_config
 from .data import FaceSet, check_split_sizes, gather, identity_splits, normalisation, read_faces, transform
 from .gallery import PairSet, load_gallery, match, save_gallery
 from .metrics import face_metrics, face_target, scorer_preds
 from .training import (
-    DEFAULT_MARGIN,
-    LOSSES,
-    MARGIN_LOSSES,
     PKBatches,
     batch_hard_triplet,
     build_network,
@@ -56,74 +53,7 @@ class VisionFace(Recipe):
 
     @classmethod
     def config(cls) -> dict:
-        return {
-            "data": {
-                "batch_size": 64,
-                "image_size": opt(40, "side in pixels faces are resized/centre-cropped to"),
-                "channels": opt(3, "3 for colour, 1 for greyscale", [1, 3]),
-                "augment": opt(
-                    "light",
-                    "training augmentation: light = small shifts and scales, mirror (data.hflip), "
-                    "brightness/contrast",
-                    ["none", "light"],
-                ),
-                "hflip": opt(True, "mirror faces at random in training (faces are nearly symmetric)"),
-                "crop_faces": opt(
-                    False,
-                    "cut each image to its largest face with OpenCV's Haar cascade (needs "
-                    "pip install 'dlkit[face]'); off for faces already cropped",
-                ),
-                "no_face": opt(
-                    "skip", "with data.crop_faces: images where no face is found", ["skip", "keep"]
-                ),
-                "sampler": opt(
-                    "auto",
-                    "training batches: random, or pk = P persons x K images each (data.images_per_person); "
-                    "auto = pk for the triplet loss, random otherwise",
-                    ["auto", "random", "pk"],
-                ),
-                "images_per_person": opt(4, "K in P x K batches"),
-                "max_bad_fraction": opt(
-                    0.05, "share of unreadable images skipped with a warning before failing"
-                ),
-            },
-            "model": {
-                "name": "resnet10t",
-                "embedding_dim": opt(128, "size of the L2-normalised face embedding"),
-            },
-            "loss": {
-                "name": opt("arcface", "training loss", list(LOSSES)),
-                "margin": opt(
-                    None,
-                    "margin (null = "
-                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_MARGIN.items())
-                    + "; angular for arcface, cosine for cosface, distance for triplet)",
-                    type=float,
-                ),
-                "scale": opt(30.0, "logit scale s of arcface/cosface"),
-            },
-            "train": {"lr": 2e-3, "warmup": 0.05, "min_steps": 400},
-            "eval": {
-                "pairs": opt(6000, "verification pairs drawn per split (half same person, half not)"),
-                "gallery_size": opt(1, "identification: gallery images per person (the rest are probes)"),
-            },
-            "predict": {
-                "gallery": opt(
-                    None,
-                    "folder with one sub-folder of face images per enrolled person (or a .json written by "
-                    "predict.save_gallery): each input gets its best match, or 'unknown'",
-                    type=str,
-                ),
-                "save_gallery": opt(None, "write the gallery's embeddings to this .json file", type=str),
-                "pairs": opt(False, "verify inputs as pairs (a1 b1 a2 b2 ...): same person or not"),
-                "top_k": opt(3, "gallery persons listed per input"),
-            },
-            "report": {
-                "show_faces": opt(
-                    False, "allow face images in outputs (predict match strips); off: none is copied"
-                ),
-            },
-        }
+        return recipe_config()  # config.py: light, so `dlkit info` reads it without torch
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)

@@ -15,9 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MARGIN_LOSSES = ("arcface", "cosface")
-LOSSES = (*MARGIN_LOSSES, "triplet")
-DEFAULT_MARGIN = {"arcface": 0.5, "cosface": 0.35, "triplet": 0.3}
+from .config import DEFAULT_MARGIN, MARGIN_LOSSES
 
 
 class MarginHead(nn.Module):
