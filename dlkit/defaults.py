@@ -94,7 +94,13 @@ SHARED: Schema = {
             "mixed precision: auto = bf16 on CUDA where supported, off on CPU",
             ["auto", "bf16", "fp16", "off"],
         ),
-        "channels_last": opt(False, "channels-last memory format for conv nets (faster on recent GPUs)"),
+        "channels_last": opt(
+            "auto",
+            "channels-last memory format for conv nets (faster on recent GPUs); auto = on for a model with "
+            "convolutions on CUDA, off elsewhere",
+            type=bool,
+            auto=True,
+        ),
         "compile": opt(
             False,
             "torch.compile the training forward (faster steps on GPU after a warm-up of a minute or so); "

@@ -154,6 +154,16 @@ def test_cuda_training_uses_fused_adamw_and_autotuned_convolutions():
     assert state.dtype in (torch.bfloat16, None)  # bf16 where the GPU runs it natively
 
 
+def test_channels_last_auto_is_on_for_conv_nets_on_cuda_only():
+    from dlkit.engine.device import channels_last
+
+    conv, mlp = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), torch.nn.Linear(3, 2)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # devices only named: nothing runs on them
+    assert channels_last("auto", conv, cuda) and not channels_last("auto", mlp, cuda)
+    assert not channels_last("auto", conv, cpu)
+    assert channels_last(True, conv, cpu) and not channels_last(False, conv, cuda)
+
+
 @pytest.mark.slow
 def test_compiled_training_forward_gives_the_eager_losses(torch_threads):
     torch.manual_seed(0)

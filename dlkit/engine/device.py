@@ -48,6 +48,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def has_conv(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
+
+
+def channels_last(setting: bool | str, model: torch.nn.Module, device: torch.device) -> bool:
+    """train.channels_last resolved for this model and device: `auto` turns it on for conv nets on CUDA,
+    where tensor-core convolutions want NHWC (on the CPU it mostly costs a layout conversion)."""
+    if setting == "auto":
+        return device.type == "cuda" and has_conv(model)
+    return bool(setting)
+
+
 def move(batch: Any, device: torch.device, channels_last: bool = False) -> Any:
     """Move every tensor in a (nested) batch; non-blocking so copies overlap with compute on CUDA."""
     if isinstance(batch, torch.Tensor):

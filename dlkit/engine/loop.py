@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dlkit import console
 from dlkit.atomic import atomic_write_text
 from dlkit.engine import budget, checkpoint, distributed, rng
-from dlkit.engine.device import amp_dtype, autocast, move, pick_device
+from dlkit.engine.device import amp_dtype, autocast, channels_last, has_conv, move, pick_device
 from dlkit.engine.grad_monitor import GradientMonitor
 from dlkit.engine.inference import evaluate
 from dlkit.engine.loaders import make_loader
@@ -84,6 +84,7 @@ class TrainState:
     stopper: EarlyStopping
     device: torch.device
     dtype: torch.dtype | None
+    channels_last: bool = False  # train.channels_last resolved for this model and device
     scaler: torch.amp.GradScaler | None = None
     grad_monitor: GradientMonitor | None = None
     epoch: int = 0  # the next epoch to run (0-based)
@@ -109,9 +110,10 @@ def build_state(model: torch.nn.Module, cfg: dict, steps_per_epoch: int, mode: s
     device = pick_device(cfg["device"])
     dtype = amp_dtype(train["amp"], device)
     model.to(device)
-    if train["channels_last"]:
+    nhwc = channels_last(train["channels_last"], model, device)
+    if nhwc:
         model.to(memory_format=torch.channels_last)
-    if device.type == "cuda" and not cfg["deterministic"] and _has_conv(model):
+    if device.type == "cuda" and not cfg["deterministic"] and has_conv(model):
         torch.backends.cudnn.benchmark = True  # time conv kernels once per input shape, keep the fastest
     net = model
     if distributed.enabled():
@@ -128,14 +130,11 @@ def build_state(model: torch.nn.Module, cfg: dict, steps_per_epoch: int, mode: s
         stopper=EarlyStopping(train["patience"], mode, budget.patience_floor(train, steps_per_epoch)),
         device=device,
         dtype=dtype,
+        channels_last=nhwc,
         scaler=torch.amp.GradScaler(device.type) if dtype is torch.float16 else None,
         grad_monitor=GradientMonitor(model, gm["vanish"], gm["explode"]) if gm["enabled"] else None,
         params=[p for p in model.parameters() if p.requires_grad],
     )
-
-
-def _has_conv(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in model.modules())
 
 
 def _compiled(net: torch.nn.Module) -> torch.nn.Module:
@@ -178,7 +177,7 @@ def train_epoch(
     optimizer steps, at `train.max_steps` and at its end. Yields (mean training loss since the last
     check, over all processes; batches done in this epoch). `skip` batches were done before a resume."""
     train = cfg["train"]
-    channels_last, accum, l1 = train["channels_last"], max(1, train["grad_accum"]), train["l1"]
+    nhwc, accum, l1 = state.channels_last, max(1, train["grad_accum"]), train["l1"]
     if isinstance(loader.sampler, DistributedSampler):
         loader.sampler.set_epoch(state.epoch)
     else:
@@ -191,7 +190,7 @@ def train_epoch(
         if seen < skip:  # the same order as before the resume: the sampler is seeded by epoch
             seen += 1
             continue
-        batch = move(batch, state.device, channels_last)
+        batch = move(batch, state.device, nhwc)
         with autocast(state.device, state.dtype):
             loss = step(state.net, batch, "train")["loss"]
         if l1 > 0:
@@ -402,7 +401,7 @@ def _check(
     """One validation check: metrics, the log line, checkpoints, progress. True when training should stop."""
     train, main = cfg["train"], distributed.is_main()
     values = evaluate(
-        state.model, step, val_loader, metrics, state.device, state.dtype, train["channels_last"], "val"
+        state.model, step, val_loader, metrics, state.device, state.dtype, state.channels_last, "val"
     )
     if monitor not in values:
         raise JobError(f"the recipe's monitored metric '{monitor}' is not among {sorted(values)}")

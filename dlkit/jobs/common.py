@@ -105,12 +105,12 @@ def prepare_model(recipe: Recipe, state: dict, fresh: bool):
 
 def load_best(run: Run, recipe: Recipe, state: dict):
     """The run's best weights in the recipe's model, on the configured device."""
-    from dlkit.engine.device import pick_device
+    from dlkit.engine.device import channels_last, pick_device
 
     device = pick_device(recipe.cfg["device"])
     model = prepare_model(recipe, state, fresh=False)
     run.load_best(model)
-    if recipe.cfg["train"]["channels_last"]:
+    if channels_last(recipe.cfg["train"]["channels_last"], model, device):
         import torch
 
         model = model.to(memory_format=torch.channels_last)

@@ -45,7 +45,7 @@ def evaluate_loaded(
     run: Run, recipe: Recipe, data: RecipeData, split: str, write: bool = True, model=None
 ) -> dict:
     """The test evaluation of `model` (else the run's best weights), its baselines and the verdict."""
-    from dlkit.engine.device import amp_dtype, pick_device
+    from dlkit.engine.device import amp_dtype, channels_last, pick_device
     from dlkit.engine.inference import evaluate
     from dlkit.engine.loaders import make_loader
 
@@ -58,7 +58,14 @@ def evaluate_loaded(
     model_metrics = recipe.metrics(data.state)
     dtype = amp_dtype(cfg["train"]["amp"], device)
     values = evaluate(
-        model, recipe.step, loader, model_metrics, device, dtype, cfg["train"]["channels_last"], "test"
+        model,
+        recipe.step,
+        loader,
+        model_metrics,
+        device,
+        dtype,
+        channels_last(cfg["train"]["channels_last"], model, device),
+        "test",
     )
     base_metrics, baselines = score_baselines(recipe, data, loader)
     details = recipe.eval_details(data, model_metrics, base_metrics)

@@ -141,7 +141,7 @@ def predict(
 
     `backend="onnx"` runs the graph of `dlkit export RUN` in ONNX Runtime on the CPU in place of the model
     inside the recipe's `predict_step`: inputs, post-processing and records are the same code."""
-    from dlkit.engine.device import amp_dtype
+    from dlkit.engine.device import amp_dtype, channels_last
     from dlkit.engine.inference import chunk_batches, predict_chunks
     from dlkit.engine.loaders import make_loader
     from dlkit.samples import resolve_input
@@ -172,7 +172,7 @@ def predict(
             loader,
             device,
             amp_dtype(cfg["train"]["amp"], device) if backend == "torch" else None,
-            cfg["train"]["channels_last"] and backend == "torch",
+            backend == "torch" and channels_last(cfg["train"]["channels_last"], model, device),
             chunk_batches(cfg),
         ):
             records = recipe.to_records(ids, outputs, state)

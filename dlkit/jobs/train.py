@@ -84,7 +84,7 @@ def _batch_sampler(recipe: Recipe, data: RecipeData) -> Callable | None:
 
 def _finish_training(run: Run, recipe: Recipe, data: RecipeData, model) -> None:
     """With the best weights: fit post-training parameters on validation, save the native format."""
-    from dlkit.engine.device import amp_dtype, pick_device
+    from dlkit.engine.device import amp_dtype, channels_last, pick_device
     from dlkit.engine.inference import predict
     from dlkit.engine.loaders import make_loader
 
@@ -98,7 +98,7 @@ def _finish_training(run: Run, recipe: Recipe, data: RecipeData, model) -> None:
             loader,
             device,
             dtype=dtype,
-            channels_last=recipe.cfg["train"]["channels_last"],
+            channels_last=channels_last(recipe.cfg["train"]["channels_last"], model, device),
         )
         extra = recipe.calibrate(ids, outputs, data)
         if extra:

@@ -13,6 +13,10 @@ from dlkit.data.trees import decision_tree_table, leaf_values
 
 TREES = 100
 MIN_LEAF = 2  # leaves of at least two molecules: half the nodes of fully grown trees, same accuracy here
+# features tried per split: sqrt of the bits for classification (scikit-learn's default) and a third for
+# regression (Breiman's p/3, R randomForest's default) instead of all 2048 bits: on the sample the
+# lipophilicity forest is both better (R2 0.60 vs 0.57) and fitted in a third of the time
+MAX_FEATURES = {"classification": "sqrt", "regression": 1 / 3}
 
 
 def fit_forest(
@@ -32,7 +36,13 @@ def fit_forest(
             )
             continue
         cls = RandomForestClassifier if classify else RandomForestRegressor
-        model = cls(n_estimators=TREES, min_samples_leaf=MIN_LEAF, n_jobs=1, random_state=seed)
+        model = cls(
+            n_estimators=TREES,
+            min_samples_leaf=MIN_LEAF,
+            max_features=MAX_FEATURES["classification" if classify else "regression"],
+            n_jobs=1,
+            random_state=seed,
+        )
         model.fit(x, y.astype(int) if classify else y)
         forests.append(
             [decision_tree_table(tree.tree_, positive_share=classify) for tree in model.estimators_]
