@@ -119,6 +119,18 @@ def test_loader_workers_only_for_long_epochs_of_data_read_from_disk():
     assert threads.auto_workers(OnDisk(100), 64, threads=16) == 0  # too short to start them
 
 
+def test_images_not_cached_in_memory_are_read_from_disk_by_workers():
+    from dlkit_recipes.vision_classification.data import Images
+
+    from dlkit.data.images import ImageSet
+
+    paths = [f"{i}.png" for i in range(2000)]
+    lazy = ImageSet(Images(paths, [0] * 2000, 32, 3))  # data.cache off, or too big for memory
+    cached = ImageSet(Images(paths, [0] * 2000, 32, 3, [torch.zeros(3, 32, 32)] * 2000))
+    assert lazy.reads_from_disk and threads.auto_workers(lazy, 32, threads=8) == 4
+    assert not cached.reads_from_disk and threads.auto_workers(cached, 32, threads=8) == 0
+
+
 @pytest.fixture
 def torch_threads():
     before = torch.get_num_threads()

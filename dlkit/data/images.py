@@ -74,6 +74,11 @@ class ImageSet(Dataset):
     def labels(self) -> list[int]:
         return self.data.labels
 
+    @property
+    def reads_from_disk(self) -> bool:
+        """Decoded per access (not cached in memory): loader workers may pay off (engine/threads.py)."""
+        return getattr(self.data, "images", None) is None
+
     def __len__(self) -> int:
         return len(self.data)
 
