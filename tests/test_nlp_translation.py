@@ -163,11 +163,15 @@ def test_decoding_and_scoring_keys_change_at_predict_and_evaluate_time_model_key
 
 
 def test_native_model_translates_with_plain_transformers(cli, trained):
+    from dlkit_recipes.nlp_translation.drafts import drafter
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     model = AutoModelForSeq2SeqLM.from_pretrained(trained / "model").eval()
     tokenizer = AutoTokenizer.from_pretrained(trained / "model")
-    inputs = tokenizer(["The cat sings."], return_tensors="pt")
+    state = json.loads((trained / "preprocess" / "state.json").read_text())
+    assert state["draft"] == "words"  # the default: the encoder reads the source and its word-by-word draft
+    draft = drafter(state, state["draft"])(["The cat sings."])
+    inputs = tokenizer(draft, ["The cat sings."], return_tensors="pt")
     with torch.inference_mode():
         out = model.generate(**inputs)  # beam width and length come from the saved generation config
     text = tokenizer.batch_decode(out, skip_special_tokens=True)[0].strip()

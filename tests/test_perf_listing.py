@@ -17,7 +17,7 @@ from dlkit.recipe import Recipe
 from dlkit.registry import get_recipe, recipe_defaults, recipe_names
 
 # Recipes whose `dlkit info` still imports the class: they have no light config module yet.
-WITHOUT_LIGHT_CONFIG = {"nlp-chat", "nlp-translation"}
+WITHOUT_LIGHT_CONFIG = {"nlp-chat"}
 LIGHT = sorted(set(recipe_names()) - WITHOUT_LIGHT_CONFIG)
 
 INFO = """

@@ -15,7 +15,8 @@ log-likelihood `nll` and token count `tokens`; target the reference responses.
 from __future__ import annotations
 
 import torch
-from dlkit_recipes.nlp_translation.metrics import BLEU_TOKENIZERS, SacreScore
+from dlkit_recipes.nlp_translation.config import BLEU_TOKENIZERS
+from dlkit_recipes.nlp_translation.metrics import SacreScore
 from torchmetrics import Metric
 
 __all__ = ["BLEU_TOKENIZERS", "chat_metrics", "is_degenerate"]

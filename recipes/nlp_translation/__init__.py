@@ -10,6 +10,10 @@ Data: one table (TSV/CSV/JSONL/Parquet, optional `split` column), split tables (
 test.tsv...) or split folders (train/, valid/, test/ each holding a table); a missing val or test split
 is carved out of train at random. Pairs are cleaned (empty sides, duplicates, over-long, misaligned).
 
+The scratch model reads a draft before the source (`model.draft`, drafts.py): the word-by-word translation
+and/or the translation memory's best match, so that on a few hundred pairs it learns to edit a draft
+rather than generate from nothing.
+
 Validation (stage "val") decodes greedily by default (`generate.val_beams`), because the monitored
 chrF only has to rank epochs; the final evaluation (stage "test") and `predict` use the full beam
 search. The model is scored beside copying the source, a word-by-word translation with a lexicon
@@ -19,7 +23,8 @@ memory live in the run's state, so evaluate and predict never need the training 
 checkpoint folder.
 
 Files: recipe.py (the hooks), data.py (cleaning, tables, splits, datasets, predict inputs), model.py
-(tokenizer, configs, building, decoding), metrics.py (sacreBLEU as torchmetrics), baselines.py.
+(tokenizer, configs, building, decoding), metrics.py (sacreBLEU as torchmetrics), baselines.py,
+drafts.py (the encoder's draft).
 """
 
 from dlkit.registry import lazy_exports
@@ -32,7 +37,8 @@ RECIPE_META = {  # what `dlkit recipes` lists, without importing torch (dlkit/re
     ),
     "default_model": "bart-scratch",
     "sample_data": "sample_data/nlp_translation/pairs.tsv",
+    "monitor": "chrf",  # `dlkit info`: monitored under the default config
 }
-__getattr__ = lazy_exports(__name__, NlpTranslation="recipe")
+__getattr__ = lazy_exports(__name__, NlpTranslation="recipe", recipe_config="config")
 
-__all__ = ["NlpTranslation"]
+__all__ = ["recipe_config", "NlpTranslation"]

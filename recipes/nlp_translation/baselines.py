@@ -26,6 +26,7 @@ MAX_PAIRS = 5_000  # training pairs the lexicon is learned from (keeps fitting t
 MAX_WORDS = 20_000  # the most frequent source words kept in the lexicon (bounds state.json)
 ITERATIONS = 5
 MAX_MEMORY = 20_000  # training pairs the translation memory keeps (bounds state.json to a few MB)
+BLOCK = 1_000  # queries scored against the memory at a time
 MATCH_THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # cosine fuzzy-match thresholds tried
 NULL = ""  # the empty source word, which target words with no counterpart align to
 _WORD = re.compile(r"\w+|[^\w\s]")
@@ -94,17 +95,30 @@ def translate_words(lexicon: dict[str, str], source: str) -> str:
     return out
 
 
-def _memory_index(sources: list[str]):
-    """Character 2-4-gram TF-IDF of the memory's sources, and a function: sources -> (best index, cosine)."""
+def memory_index(sources: list[str]):
+    """Character 2-4-gram TF-IDF of the memory's sources, and a function: sources -> (best index, cosine).
+
+    `exclude` gives, per query, a memory index it may not match (its own entry, when the query is a
+    memory pair: a draft for a training pair must come from the other pairs). Queries are scored in
+    blocks so the dense similarity matrix stays small on large memories."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
     known = vectorizer.fit_transform(sources)
 
-    def nearest(queries: list[str]) -> tuple[list[int], list[float]]:
-        similarity = (vectorizer.transform(queries) @ known.T).toarray()
-        best = similarity.argmax(axis=1)
-        return best.tolist(), similarity[range(len(queries)), best].tolist()
+    def nearest(queries: list[str], exclude: list[int | None] | None = None) -> tuple[list[int], list[float]]:
+        best_all: list[int] = []
+        score_all: list[float] = []
+        for start in range(0, len(queries), BLOCK):
+            block = queries[start : start + BLOCK]
+            similarity = (vectorizer.transform(block) @ known.T).toarray()
+            for row, j in enumerate((exclude or [])[start : start + BLOCK]):
+                if j is not None:
+                    similarity[row, j] = -1.0
+            best = similarity.argmax(axis=1)
+            best_all += best.tolist()
+            score_all += similarity[range(len(block)), best].tolist()
+        return best_all, score_all
 
     return nearest
 
@@ -128,7 +142,7 @@ def fit_memory(train: list[tuple[str, str]], val: list[tuple[str, str]]) -> dict
     memory = [[s, t] for s, t in train[::stride]]
     threshold = 0.0
     if memory and val:
-        nearest = _memory_index([s for s, _ in memory])
+        nearest = memory_index([s for s, _ in memory])
         sources, references = [s for s, _ in val], [[t for _, t in val]]
         chrf = CHRF()
         scores = {
@@ -143,7 +157,7 @@ def memory_lookup(memory: dict):
     """sources -> the target of each one's most similar memory source, or the source itself when that
     similarity is not above the fitted threshold."""
     pairs = memory["pairs"]
-    nearest = _memory_index([s for s, _ in pairs]) if pairs else None
+    nearest = memory_index([s for s, _ in pairs]) if pairs else None
     return lambda sources: _recall(pairs, nearest, sources, memory["threshold"])
 
 

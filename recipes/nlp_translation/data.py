@@ -162,24 +162,34 @@ class PairSet(Dataset):
         return item
 
 
-def encode(tokenizer, cfg: dict, sources: list[str], targets: list[str] | None) -> dict:
-    """Token ids of sources (after model.source_prefix) and of targets if given, cut at data.max_length."""
+def encode(tokenizer, cfg: dict, sources: list[str], targets: list[str] | None, drafter=None) -> dict:
+    """Token ids of sources (after model.source_prefix), and of targets if given; cut at data.max_length.
+
+    With drafting on (drafts.py) the input is the text pair `draft [SEP] source`: the draft comes first
+    so that its i-th token sits at encoder position i, near the decoder's position i in the translation
+    (both are in the target language, in roughly the same order); behind a source of varying length the
+    offset would vary and a model from scratch learns to copy from it far more slowly. The longest
+    segment is truncated first."""
     if not sources:
         return {"input_ids": [], "labels": [] if targets is not None else None}
-    prefix = cfg["model"]["source_prefix"]
+    prefixed = [cfg["model"]["source_prefix"] + s for s in sources]
+    first, second = (drafter(sources, targets), prefixed) if drafter else (prefixed, None)
     return tokenizer(
-        [prefix + s for s in sources],
+        first,
+        second,
         text_target=targets,
         truncation=True,
         max_length=cfg["data"]["max_length"],
     )
 
 
-def pair_set(tokenizer, cfg: dict, pairs: list[tuple[str, str]], ids: list, by_length: bool) -> PairSet:
+def pair_set(
+    tokenizer, cfg: dict, pairs: list[tuple[str, str]], ids: list, by_length: bool, drafter=None
+) -> PairSet:
     """A split's dataset; evaluation sets in source-length order, so a batch's sentences pad (and, in beam
     search, finish) together."""
     sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
-    encoded = encode(tokenizer, cfg, sources, targets)
+    encoded = encode(tokenizer, cfg, sources, targets, drafter)
     order = hf.length_order([len(t) for t in encoded["input_ids"]]) if by_length else None
     return PairSet(sources, targets, ids, encoded, order)
 
@@ -214,7 +224,7 @@ def sentences(raw: str, d: dict) -> list[str]:
     return out
 
 
-def predict_set(inputs: list[str], tokenizer, cfg: dict) -> PairSet:
+def predict_set(inputs: list[str], tokenizer, cfg: dict, drafter=None) -> PairSet:
     """Inputs in blocks of source-length order (one block per predict chunk); ids keep the input order."""
     found = [s for raw in inputs for s in sentences(raw, cfg["data"])]
     if found and not any(found):
@@ -222,6 +232,6 @@ def predict_set(inputs: list[str], tokenizer, cfg: dict) -> PairSet:
             "nothing to translate: every input is empty",
             "pass a sentence in quotes, or a text file with one sentence per line",
         )
-    encoded = encode(tokenizer, cfg, found, None)
+    encoded = encode(tokenizer, cfg, found, None, drafter)
     order = hf.length_order([len(t) for t in encoded["input_ids"]], hf.predict_block(cfg))
     return PairSet(found, None, list(range(len(found))), encoded, order)

@@ -3,7 +3,13 @@ search settings as its generation config) loads with `AutoModelForSeq2SeqLM.from
 translates with `generate`. ONNX/TorchScript (an encoder and a decoder graph driven by a greedy or beam
 loop outside the graph) is not supported yet: `dlkit export --format onnx` says so (exit 2).
 
-Parity compares the teacher-forced logits of the reloaded folder with the run's model on the test split.
+With drafting on (`model.draft`, drafts.py), the model reads `draft [SEP] source`: the folder's tokenizer
+builds it from a text pair, `tokenizer(draft, source)`, and the draft is rebuilt from the lexicon and
+memory in the exported state (`dlkit_recipes.nlp_translation.drafts.drafter(state, kind)`); export.json
+says which draft the model expects.
+
+Parity compares the teacher-forced logits of the reloaded folder with the run's model on the test split
+(whose inputs carry their drafts).
 """
 
 from __future__ import annotations
@@ -38,13 +44,26 @@ class TranslationExport(ExportAdapter):
         same = ref[0].argmax(-1) == got[0].argmax(-1)
         return int(same.sum()), same.numel()
 
+    def describe(self) -> dict:
+        kind = self.state.get("draft", "none")
+        if kind == "none":
+            return {"input": "tokenizer(source)"}
+        return {
+            "input": "tokenizer(draft, source)",
+            "draft": kind,
+            "draft_from": "dlkit_recipes.nlp_translation.drafts.drafter(state, draft)(sources): the "
+            "word-by-word translation (state.baselines.lexicon) and/or the translation memory's best match "
+            "(state.baselines.memory), joined by [SEP]",
+        }
+
     def save_native(self, model: nn.Module, folder: Path) -> dict:
         self.recipe.save_native(model, self.state, folder)
         return {
             "library": "transformers",
             "weights": "model.safetensors",
             "load": "AutoModelForSeq2SeqLM.from_pretrained('<this folder>'); "
-            "AutoTokenizer.from_pretrained('<this folder>'); model.generate(...) uses the run's beam search",
+            f"AutoTokenizer.from_pretrained('<this folder>'); inputs = {self.describe()['input']}; "
+            "model.generate(**inputs) uses the run's beam search",
         }
 
     def load_native(self, folder: Path, native: dict) -> nn.Module:

@@ -17,7 +17,6 @@ import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
 _UNIT, _RECORD = 0x1F, 0x1E  # separators between hypothesis and reference, and between pairs
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+from dlkit_recipes.nlp_translation.config import SCRATCH
 
 from dlkit import hf
 from dlkit.errors import UserError
-
-SCRATCH = "bart-scratch"
 
 
 def scratch_tokenizer(texts: list[str], vocab_size: int):

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import torch
 from dlkit_recipes.nlp_translation.baselines import fit_lexicon, fit_memory, predictors
+from dlkit_recipes.nlp_translation.config import FINETUNE_LR, SCRATCH_LR, recipe_config
 from dlkit_recipes.nlp_translation.data import clean, pair_set, predict_set, read_pairs, split_pairs
+from dlkit_recipes.nlp_translation.drafts import drafter
 from dlkit_recipes.nlp_translation.metrics import (
-    BLEU_TOKENIZERS,
     pick_examples,
     signatures,
     translation_metrics,
@@ -24,11 +25,9 @@ from dlkit_recipes.nlp_translation.model import (
 from torch.utils.data import Dataset
 
 from dlkit import console, hf
-from dlkit.config import opt
 from dlkit.errors import UserError
 from dlkit.recipe import Recipe, RecipeData
 
-SCRATCH_LR, FINETUNE_LR = 1e-3, 5e-5
 BEAMS = {"val": "val_beams", "test": "num_beams"}  # which beam width each evaluation stage decodes with
 
 
@@ -49,99 +48,18 @@ class NlpTranslation(Recipe):
 
     @classmethod
     def config(cls) -> dict:
-        return {
-            "data": {
-                "batch_size": 32,
-                "source_column": opt("source", "column holding the sentence to translate"),
-                "target_column": opt("target", "column holding its translation"),
-                "encoding": opt("utf-8", "text encoding of the data files"),
-                "max_chars": opt(400, "drop pairs with a side longer than this many characters (0 = off)"),
-                "max_length_ratio": opt(
-                    3.0,
-                    "drop pairs whose target/source length ratio is this many times off the corpus median "
-                    "(likely misaligned; 0 = off)",
-                ),
-                "max_length": opt(128, "tokens kept per sentence (longer ones are truncated)"),
-                "max_val_pairs": opt(
-                    1000,
-                    "cap on validation pairs (translated every epoch); extra pairs of an assigned split join "
-                    "training, of a given one are left out (0 = no cap)",
-                ),
-            },
-            "model": {
-                "name": opt(
-                    SCRATCH,
-                    f"'{SCRATCH}' = small BART trained from scratch with a BPE tokenizer fitted on the data; "
-                    "or an AutoModelForSeq2SeqLM hub name or folder",
-                ),
-                "tokenizer_name": opt("", "tokenizer hub name or folder for a checkpoint ('' = its own)"),
-                "vocab_size": opt(2000, f"subword vocabulary of the tokenizer trained for '{SCRATCH}'"),
-                "layers": opt(2, f"encoder and decoder layers of '{SCRATCH}' (each)"),
-                "hidden": opt(128, f"model width of '{SCRATCH}'"),
-                "heads": opt(4, f"attention heads of '{SCRATCH}'"),
-                "ffn": opt(512, f"feed-forward width of '{SCRATCH}'"),
-                "src_lang": opt("", "source language code for checkpoints that need one (en_XX, eng_Latn)"),
-                "tgt_lang": opt(
-                    "",
-                    "target language code; also forces it as the first generated token where the tokenizer "
-                    "knows it (mBART, NLLB, M2M100)",
-                ),
-                "source_prefix": opt(
-                    "", "text put before every source ('translate English to French: ' for T5)"
-                ),
-                "dropout": 0.1,
-            },
-            "loss": {
-                "name": opt(
-                    "cross_entropy", "training loss (teacher-forced token cross-entropy)", ["cross_entropy"]
-                ),
-                "label_smoothing": 0.1,
-            },
-            "train": {
-                # a seq2seq model from scratch needs about a thousand updates before it translates rather
-                # than emitting its most frequent sentence, and a schedule planned over 2000 keeps the lr
-                # up long enough to pass copying the source on real .po catalogues of ~500 pairs (chrF
-                # 32.8 vs 30.5 and 33.8 vs 32.0, where 1000 steps gave 28.0 and 32.0; bench/quality);
-                # patience ends it sooner once validation chrF stops rising
-                "min_steps": 2000,
-                "warmup": 0.1,
-                "patience": 10,
-                "lr": opt(
-                    None,
-                    f"peak learning rate; null = {SCRATCH_LR} for {SCRATCH}, {FINETUNE_LR} to fine-tune a "
-                    "checkpoint",
-                    type=float,
-                ),
-            },
-            "generate": {
-                "num_beams": opt(4, "beam width for the final evaluation and predict (1 = greedy)"),
-                "val_beams": opt(
-                    1,
-                    "beam width for the per-epoch validation that picks the best epoch (greedy is several "
-                    "times faster and ranks epochs alike)",
-                ),
-                "max_new_tokens": opt(
-                    0,
-                    "longest translation in tokens (0 = per batch, from its longest source and the training "
-                    "pairs' length ratio, at most 1.5x the longest training target)",
-                ),
-                "length_penalty": opt(1.0, "beam-search length penalty (>1 favours longer translations)"),
-            },
-            "eval": {
-                "bleu_tokenize": opt(
-                    "13a",
-                    "sacreBLEU tokenizer (zh for Chinese targets, char for other unsegmented scripts)",
-                    BLEU_TOKENIZERS,
-                ),
-                "examples": opt(5, "example translations (source, reference, hypothesis) in the evaluation"),
-            },
-        }
+        return recipe_config()  # config.py: light, so `dlkit info` reads it without torch
 
     @classmethod
     def resolve_config(cls, cfg: dict) -> dict:
-        """`train.lr: null` -> the rate for training from scratch or fine-tuning, recorded in config.yaml."""
+        """`train.lr: null` and `model.draft: null` -> the choice for training from scratch or fine-tuning,
+        recorded in config.yaml. A checkpoint gets no draft by default: it was pretrained on plain
+        sources, and a short fine-tuning may not teach it the new input."""
+        scratch = cfg["model"]["name"] == SCRATCH
         if cfg["train"]["lr"] is None:
-            cfg["train"]["lr"] = SCRATCH_LR if cfg["model"]["name"] == SCRATCH else FINETUNE_LR
+            cfg["train"]["lr"] = SCRATCH_LR if scratch else FINETUNE_LR
+        if cfg["model"]["draft"] is None:
+            cfg["model"]["draft"] = "words" if scratch else "none"
         return cfg
 
     def setup(self, state: dict, fresh: bool) -> None:
@@ -158,6 +76,7 @@ class NlpTranslation(Recipe):
             for stage, key in BEAMS.items()
         }
         self.length_ratio = None if g["max_new_tokens"] else state["length_ratio"]
+        self.drafter = drafter(state, state.get("draft", "none"))
         self.init_from = state["model"]["source"] if fresh and state["model"]["source"] != SCRATCH else None
         if self.init_from:
             console.info(f"fine-tuning pretrained weights of {self.init_from}")
@@ -189,11 +108,13 @@ class NlpTranslation(Recipe):
                 cleaning={"removed": cleaned.removed, "identical_kept": cleaned.identical},
                 counts={s: len(idx) for s, idx in groups.items()},
                 baselines={"lexicon": fit_lexicon(train), "memory": fit_memory(train, val)},
+                draft=cfg["model"]["draft"],
             )
         else:
             tokenizer = set_languages(hf.tokenizer_from_state(state["tokenizer"]), cfg["model"])
+        drafts = drafter(state, state.get("draft", "none"))
         sets = {
-            s: pair_set(tokenizer, cfg, [pairs[i] for i in idx], idx, by_length=s != "train") if idx else None
+            s: pair_set(tokenizer, cfg, [pairs[i] for i in idx], idx, s != "train", drafts) if idx else None
             for s, idx in groups.items()
         }
         return RecipeData(sets["train"], sets["val"], sets["test"], state, notes=notes)
@@ -247,7 +168,7 @@ class NlpTranslation(Recipe):
     # --- predict ---------------------------------------------------------------------------
     def read_inputs(self, inputs: list[str], state: dict) -> Dataset:
         """Sentences in quotes, text files (one a line), tables with the source column, or folders."""
-        return predict_set(inputs, self.tokenizer, self.cfg)
+        return predict_set(inputs, self.tokenizer, self.cfg, self.drafter)
 
     def export_adapter(self, state: dict):
         from .export import TranslationExport
