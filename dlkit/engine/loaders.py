@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, WeightedRandomSampler
 
 from dlkit.engine import distributed
 from dlkit.engine.threads import auto_workers, resolve_threads
@@ -29,6 +29,8 @@ def make_loader(
     (lists of indices, e.g. P identities x K images for metric learning) from that same generator.
     """
     generator = torch.Generator().manual_seed(cfg["seed"]) if shuffle else None
+    if shuffle and isinstance(dataset, IterableDataset):
+        return _stream_loader(dataset, cfg, collate, generator, weights, batch_sampler)
     if shuffle and batch_sampler is not None:
         if distributed.enabled():
             raise UserError(
@@ -62,6 +64,28 @@ def make_loader(
         collate_fn=collate,
         generator=generator,
         **_worker_options(dataset, cfg),
+    )
+
+
+def _stream_loader(dataset, cfg: dict, collate, generator, weights, batch_sampler) -> DataLoader:
+    """Training rows streamed from data larger than memory (an IterableDataset with `__len__` and
+    `shuffle_with(generator)`): the dataset shuffles itself, within a buffer, from the loader's generator,
+    which `fit` reseeds each epoch. It reads in the main process (each worker would read every row) and
+    in one process: no sampler can draw from it."""
+    if weights is not None or batch_sampler is not None or distributed.enabled():
+        raise UserError(
+            "streamed training data (larger than memory) is read in order by one process: weighted "
+            "sampling, a recipe's batch sampler and distributed training need it in memory",
+            "train in one process without weighted sampling, or raise the recipe's streaming limit",
+        )
+    dataset.shuffle_with(generator)
+    return DataLoader(
+        dataset,
+        batch_size=cfg["data"]["batch_size"],
+        collate_fn=collate,
+        generator=generator,
+        num_workers=0,
+        pin_memory=torch.cuda.is_available(),
     )
 
 

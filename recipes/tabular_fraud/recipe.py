@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from dlkit_recipes.tabular_fraud import baselines as base
@@ -216,9 +217,11 @@ class TabularFraud(Recipe):
         return fraud_metrics(self._threshold(state))
 
     def calibrate(self, ids: list, outputs: dict, data: RecipeData) -> dict:
-        """Pick the decision threshold on the validation split's scores (threshold.rule)."""
-        position = {int(row): i for i, row in enumerate(data.val.row_numbers.tolist())}
-        labels = data.val.labels.numpy()[[position[int(row)] for row in ids]]
+        """Pick the decision threshold on the validation split's scores (threshold.rule). Labels are
+        looked up by row id in numpy (a dict of millions of ids would take hundreds of MB)."""
+        rows = data.val.row_numbers.numpy()
+        order = np.argsort(rows, kind="stable")
+        labels = data.val.labels.numpy()[order[np.searchsorted(rows, np.asarray(ids), sorter=order)]]
         chosen = choose_threshold(outputs["score"].numpy(), labels, **self._rule())
         if "note" in chosen:
             console.warn(chosen["note"])
