@@ -16,9 +16,8 @@ from dlkit.defaults import SHARED
 from dlkit.recipe import Recipe
 from dlkit.registry import get_recipe, recipe_defaults, recipe_names
 
-# Recipes whose `dlkit info` still imports the class: they have no light config module yet.
-WITHOUT_LIGHT_CONFIG = {"nlp-chat"}
-LIGHT = sorted(set(recipe_names()) - WITHOUT_LIGHT_CONFIG)
+# Every bundled recipe has a light config module (recipes/<r>/config.py).
+LIGHT = sorted(recipe_names())
 
 INFO = """
 import json, sys

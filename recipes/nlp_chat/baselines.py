@@ -95,17 +95,32 @@ class Retriever:
     def __call__(self, contexts: list) -> list[str]:
         return [self.memory[j[0]][2] for j in self.nearest(list(contexts))] if contexts else []
 
-    def for_training(self, train: list, k: int) -> list[list[str]]:
+    def for_training(self, train: list, k: int, noise: float = 0.0, seed: int = 0) -> list[list[str]]:
         """For the training Examples the memory was taken from: the responses of the `k` nearest exchanges
         of OTHER conversations, as a held-out conversation finds them, so the model learns to edit what
         it is given to fit the context rather than to copy its own answer back (and, given several, to
-        take the details from the turns rather than from any one of them)."""
+        take the details from the turns rather than from any one of them).
+
+        A training exchange's neighbours nearly always answer the same request (its wording recurs in
+        other conversations); a new wording's often does not. So a `noise` share of the hints is the
+        response of a random exchange of another conversation (seeded): the model learns to check the
+        hint against the conversation instead of trusting it."""
+        import random
+
         own: dict[int, set[int]] = {}
         for row, example in enumerate(train[:: self.stride]):
             own.setdefault(example.conversation, set()).add(row)
         skip = [own.get(e.conversation, set()) for e in train]
         found = self.nearest([e.context for e in train], skip, k)
-        return [[self.memory[j][2] for j in rows] for rows in found]
+        rng = random.Random(seed)
+        hints = []
+        for rows, mine in zip(found, skip, strict=True):
+            for n in range(len(rows)):
+                if rng.random() < noise:
+                    other = rng.randrange(len(self.memory))
+                    rows[n] = rows[n] if other in mine else other
+            hints.append([self.memory[j][2] for j in rows])
+        return hints
 
 
 def fit_unigram(train_items: list[dict], responses: list[str], vocab_size: int) -> dict:

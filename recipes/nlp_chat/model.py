@@ -20,11 +20,11 @@ The model learns to keep what fits of it and to change the rest (an order number
 from __future__ import annotations
 
 import torch
+from dlkit_recipes.nlp_chat.config import SCRATCH
 
 from dlkit import hf
 from dlkit.errors import UserError
 
-SCRATCH = "gpt-scratch"
 MARKERS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
 NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 HINT = "<|retrieved|>"
@@ -152,6 +152,8 @@ def _scratch_config(cfg: dict, tokenizer) -> dict:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        copy_mechanism=m["copy"],
+        copy_markers=tokenizer.convert_tokens_to_ids([*MARKERS.values(), HINT]),
     )
 
 
@@ -214,6 +216,10 @@ def build(state: dict, init_from: str | None) -> torch.nn.Module:
     auto = AutoModelForSeq2SeqLM if state["kind"] == "seq2seq" else AutoModelForCausalLM
     if init_from is not None:
         model = hf.from_pretrained(auto, init_from, dtype=torch.float32)
+    elif state["model"]["config"].get("copy_mechanism"):
+        from dlkit_recipes.nlp_chat.copying import CopyGPT2
+
+        model = hf.from_config(CopyGPT2, state["model"]["config"])
     else:
         model = hf.from_config(auto, state["model"]["config"])
     model.generation_config = GenerationConfig.from_dict(state["model"]["generation"])
@@ -223,7 +229,11 @@ def build(state: dict, init_from: str | None) -> torch.nn.Module:
 # --- decoding -------------------------------------------------------------------------------------------
 def generation_kwargs(g: dict, strategy: str) -> dict:
     """`generate` arguments for greedy, beam or sampling decoding from the `generate.*` keys."""
-    kwargs = {"max_new_tokens": g["max_new_tokens"], "repetition_penalty": g["repetition_penalty"]}
+    kwargs = {
+        "max_new_tokens": g["max_new_tokens"],
+        "min_new_tokens": 1,  # a reply is never empty (the copy head may point at an end of turn)
+        "repetition_penalty": g["repetition_penalty"],
+    }
     if strategy == "beam":
         return {**kwargs, "num_beams": g["num_beams"], "do_sample": False, "early_stopping": True}
     if strategy == "sample":

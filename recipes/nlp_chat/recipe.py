@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from dlkit_recipes.nlp_chat.baselines import Retriever, fit_retrieval, fit_unigram, predictors
+from dlkit_recipes.nlp_chat.config import FINETUNE_LR, SCRATCH_LR, recipe_config
 from dlkit_recipes.nlp_chat.data import (
     ChatSet,
     chat_set,
@@ -15,18 +16,15 @@ from dlkit_recipes.nlp_chat.data import (
     split_examples,
     window,
 )
-from dlkit_recipes.nlp_chat.metrics import BLEU_TOKENIZERS, chat_metrics
+from dlkit_recipes.nlp_chat.metrics import chat_metrics
 from dlkit_recipes.nlp_chat.model import SCRATCH, build, fit, generation_kwargs, make_format, respond
 from rich.markup import escape
 from torch.utils.data import Dataset
 
 from dlkit import console, hf
-from dlkit.config import opt
 from dlkit.errors import UserError
 from dlkit.recipe import Recipe, RecipeData
 
-SCRATCH_LR, FINETUNE_LR = 1e-3, 5e-5
-STRATEGIES = ("greedy", "beam", "sample")
 EXAMPLE_KEYS = ("context", "reference", "model", "retrieval")
 # the markers layout as a Jinja chat template, so the exported model chats in any transformers pipeline
 MARKERS_TEMPLATE = (
@@ -56,98 +54,7 @@ class NlpChat(Recipe):
 
     @classmethod
     def config(cls) -> dict:
-        return {
-            "data": {
-                "batch_size": 32,
-                "encoding": opt("utf-8", "text encoding of the data files"),
-                "context_column": opt("context", "CSV/TSV: column holding the context (the user's turn)"),
-                "response_column": opt("response", "CSV/TSV: column holding the assistant's response"),
-                "turn_separator": opt(
-                    "",
-                    "CSV/TSV: text separating earlier turns inside a context cell, e.g. ' ||| ' ('' = the "
-                    "context is one user turn)",
-                ),
-                "max_turns": opt(6, "earlier turns kept as context for each response (0 = all)"),
-                "max_chars": opt(
-                    1000, "turns longer than this many characters are not used as targets (0 = off)"
-                ),
-                "max_length": opt(
-                    256, "tokens per example: context (newest turns first) and response, half each at most"
-                ),
-                "max_val_examples": opt(
-                    500, "cap on validation exchanges (generated at every check; evenly spaced; 0 = no cap)"
-                ),
-            },
-            "model": {
-                "name": opt(
-                    SCRATCH,
-                    f"'{SCRATCH}' = small GPT-2 trained from scratch with a byte-level BPE fitted on the "
-                    "conversations; or a local causal-LM or seq2seq checkpoint folder (or cached hub name)",
-                ),
-                "tokenizer_name": opt("", "tokenizer folder or hub name for a checkpoint ('' = its own)"),
-                "vocab_size": opt(2000, f"subword vocabulary of the tokenizer trained for '{SCRATCH}'"),
-                "min_frequency": opt(
-                    8,
-                    f"'{SCRATCH}' tokenizer: pieces seen fewer times stay split (rare names and numbers are "
-                    "spelled in pieces, as new ones are)",
-                ),
-                "layers": opt(2, f"transformer layers of '{SCRATCH}'"),
-                "hidden": opt(128, f"model width of '{SCRATCH}'"),
-                "heads": opt(4, f"attention heads of '{SCRATCH}'"),
-                "ffn": opt(512, f"feed-forward width of '{SCRATCH}'"),
-                "dropout": 0.1,
-                "retrieve": opt(
-                    True,
-                    "retrieve and refine: the model also reads the response the retrieval bot gives (that of "
-                    "the nearest training context) and learns to adapt it to the conversation; false = the "
-                    "conversation only",
-                ),
-                "retrieve_train": opt(
-                    3,
-                    "with model.retrieve: each training exchange is seen this many times, with each of the "
-                    "responses of its nearest exchanges in other conversations",
-                ),
-            },
-            "loss": {
-                "name": opt(
-                    "cross_entropy",
-                    "training loss (next-token cross-entropy on assistant tokens)",
-                    ["cross_entropy"],
-                ),
-            },
-            "train": {
-                "min_steps": 600,
-                "warmup": 0.1,
-                "patience": 8,
-                "lr": opt(
-                    None,
-                    f"peak learning rate; null = {SCRATCH_LR} for {SCRATCH}, {FINETUNE_LR} to fine-tune a "
-                    "checkpoint",
-                    type=float,
-                ),
-            },
-            "generate": {
-                "strategy": opt(
-                    "greedy", "decoding for the final evaluation, predict and chat", list(STRATEGIES)
-                ),
-                "num_beams": opt(4, "beam width when strategy=beam"),
-                "temperature": opt(0.8, "sampling temperature when strategy=sample (lower = safer)"),
-                "top_k": opt(50, "sample from the k most likely tokens (0 = all) when strategy=sample"),
-                "top_p": opt(0.95, "sample from the smallest set of tokens with this probability mass"),
-                "repetition_penalty": opt(1.0, "penalise tokens already in the context or reply (1 = off)"),
-                "max_new_tokens": opt(64, "longest response in tokens"),
-            },
-            "eval": {
-                "bleu_tokenize": opt(
-                    "13a",
-                    "sacreBLEU tokenizer (zh for Chinese, char for other unsegmented scripts)",
-                    BLEU_TOKENIZERS,
-                ),
-                "examples": opt(
-                    5, "example exchanges (context, reference, model, retrieval) in the evaluation"
-                ),
-            },
-        }
+        return recipe_config()  # config.py: light, so `dlkit info` reads it without torch
 
     @classmethod
     def resolve_config(cls, cfg: dict) -> dict:
@@ -236,7 +143,7 @@ class NlpChat(Recipe):
             return dict.fromkeys(parts)
         retrieve = Retriever(retrieval)
         return {
-            s: retrieve.for_training(examples, m["retrieve_train"])
+            s: retrieve.for_training(examples, m["retrieve_train"], m["retrieve_noise"], self.cfg["seed"])
             if s == "train"
             else [[hint] for hint in retrieve([e.context for e in examples])]
             for s, examples in parts.items()
@@ -357,7 +264,9 @@ class NlpChat(Recipe):
 
     # --- native export ----------------------------------------------------------------------------------
     def save_native(self, model: torch.nn.Module, state: dict, folder: Path) -> None:
-        """Model + tokenizer via save_pretrained; the scratch model's tokenizer gets its chat template."""
+        """Model + tokenizer via save_pretrained; the scratch model's tokenizer gets its chat template. A
+        model with the copy head (model.copy) loads with `CopyGPT2.from_pretrained(folder)`
+        (dlkit_recipes.nlp_chat.copying); AutoModelForCausalLM would load the GPT-2 without its head."""
         if state["kind"] == "markers":
             self.tokenizer.chat_template = MARKERS_TEMPLATE
         hf.save_pretrained(model, self.tokenizer, folder)
