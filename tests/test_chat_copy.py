@@ -74,6 +74,28 @@ def test_copy_head_gives_probabilities_and_decodes_the_same_with_and_without_the
             assert torch.equal(*replies), kwargs
 
 
+def test_a_left_padded_prompt_gets_the_reply_it_gets_alone():
+    """A reply never depends on its batch: positions come from the attention mask and the pointer's
+    context ignores the padding (evaluate's data.batch_size must not change chrF)."""
+    model = _copy_model().eval()
+    with torch.no_grad():
+        torch.nn.init.constant_(model.copy_gate.bias, 0.0)  # copying and generating weigh alike
+    short = torch.tensor([[BOS, USER, 9, 10, 11, EOS, ASSISTANT]])
+    long = torch.tensor([[BOS, USER, 20, 21, 22, 23, 24, 25, EOS, ASSISTANT]])
+    padded = torch.cat([torch.full((1, 3), PAD), short], dim=1)
+    batch, mask = torch.cat([long, padded]), torch.cat([torch.ones_like(long), (padded != PAD).long()])
+    options = {"max_new_tokens": 6, "min_new_tokens": 6, "pad_token_id": PAD, "eos_token_id": EOS}
+    with torch.no_grad():
+        alone = model.generate(input_ids=short, attention_mask=torch.ones_like(short), **options)
+        together = model.generate(input_ids=batch, attention_mask=mask, **options)
+        first_alone = model(input_ids=short, attention_mask=torch.ones_like(short)).logits[0, -1]
+        first_together = model(
+            input_ids=batch, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp_min(0)
+        )
+    assert torch.equal(together[1, batch.shape[1] :], alone[0, short.shape[1] :])
+    assert torch.allclose(first_together.logits[1, -1], first_alone, atol=1e-5)
+
+
 def test_the_gate_starts_out_generating():
     model = _copy_model()
     hidden = torch.randn(3, model.config.n_embd)

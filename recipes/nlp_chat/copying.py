@@ -36,6 +36,16 @@ def _shift(ids: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat([ids[:, :1].expand(-1, k), ids[:, :-k]], dim=1)[:, : ids.shape[1]]
 
 
+def _unpadded(source: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """`source` with each row's left padding replaced by its first real token, so that a token's CONTEXT
+    (`_shift`) is the same whether the batch pads its row or not (a reply must not depend on its batch)."""
+    if attention_mask is None or attention_mask.shape != source.shape:
+        return source
+    first = attention_mask.long().argmax(1, keepdim=True)
+    before = torch.arange(source.shape[1], device=source.device) < first
+    return torch.where(before, source.gather(1, first), source)
+
+
 class CopyGPT2(GPT2LMHeadModel):
     """GPT-2 whose next token is a mix of generating from the vocabulary and copying an earlier token.
 
@@ -81,34 +91,47 @@ class CopyGPT2(GPT2LMHeadModel):
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.copy_norm(self.transformer.wte(ids))
 
-    def _keys(self, source: torch.Tensor) -> torch.Tensor:
-        """A key per token: the token, the CONTEXT before it and the part it is in (0 = before any marker)."""
+    def _keys(self, source: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """A key per token: the token, the CONTEXT before it and the part it is in (0 = before any marker).
+        `context` is `source` without its left padding (`_unpadded`)."""
         is_marker = source[..., None] == self.markers  # (batch, tokens, markers)
         positions = torch.arange(source.shape[1], device=source.device).expand_as(source)
         last = torch.where(is_marker.any(-1), positions, -1).cummax(dim=1).values  # newest marker so far
         kind = (is_marker.long().argmax(-1) + 1).gather(1, last.clamp_min(0)) * (last >= 0)
         keys = self.copy_part(kind)
         for k, layer in enumerate(self.copy_keys):
-            keys = keys + layer(self._embed(_shift(source, k)))
+            keys = keys + layer(self._embed(_shift(context, k)))
         return keys
 
-    def _query(self, hidden: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    def _query(self, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """The state and the last CONTEXT tokens themselves: writing a detail on means pointing at the token
         that followed these tokens earlier (a match with a key's previous ones), and three tell "the 10am to
         (4pm)" from "the 9am to (6pm)" and the hint's "can return (it)" from the user's "to return (a)"."""
         n, query = hidden.shape[1], self.copy_query(hidden)
         for k, layer in enumerate(self.copy_reads):
-            query = query + layer(self._embed(_shift(source, k)[:, -n:]))
+            query = query + layer(self._embed(_shift(context, k)[:, -n:]))
         return query
 
-    def forward(self, input_ids=None, attention_mask=None, source_ids=None, logits_to_keep=0, **kwargs):
-        out = self.transformer(input_ids, attention_mask=attention_mask, **kwargs)
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        source_ids=None,
+        logits_to_keep=0,
+        **kwargs,
+    ):
+        # position_ids named in the signature: `generate` then derives them from the attention mask, so a
+        # left-padded prompt's positions (and its reply) do not depend on the batch it is in
+        out = self.transformer(input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
         hidden = out.last_hidden_state
         if logits_to_keep:  # generation scores only the newest position
             hidden = hidden[:, -logits_to_keep:]
         source = input_ids if source_ids is None else source_ids
         n, length = hidden.shape[1], source.shape[1]  # the hidden states are the last n tokens
-        scores = self._query(hidden, source) @ self._keys(source).transpose(1, 2) / hidden.shape[-1] ** 0.5
+        context = _unpadded(source, attention_mask)
+        scores = self._query(hidden, context) @ self._keys(source, context).transpose(1, 2)
+        scores = scores / hidden.shape[-1] ** 0.5
         visible = torch.arange(length, device=source.device) <= torch.arange(
             length - n, length, device=source.device
         ).unsqueeze(1)  # (n, length): a token points only at itself and earlier tokens
