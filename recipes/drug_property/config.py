@@ -58,6 +58,11 @@ def recipe_config() -> dict:
             "hidden": opt(128, "units per atom state (gnn) or hidden layer (fingerprint_mlp)"),
             "depth": opt(3, "message-passing rounds (gnn) or hidden layers (fingerprint_mlp)"),
             "readout": opt("sum", "how atom states become a molecule vector (gnn)", list(READOUTS)),
+            "fingerprint": opt(
+                True,
+                "gnn: the Morgan fingerprint (features.*), through a layer of its own, joins the pooled "
+                "atoms before the head",
+            ),
             "dropout": 0.1,
         },
         "loss": {

@@ -23,7 +23,9 @@ class MessagePassing(nn.Module):
     atom with a residual MLP. The readout pools atoms into one vector per molecule: sum (sizes and counts
     matter, e.g. logP), mean, or attention (a learnt weight per atom, softmax within each molecule)."""
 
-    def __init__(self, tasks: int, hidden: int, depth: int, readout: str, act: str, dropout: float):
+    def __init__(
+        self, tasks: int, hidden: int, depth: int, readout: str, act: str, dropout: float, bits: int = 0
+    ):
         super().__init__()
         self.embed = nn.Linear(ATOM_DIM, hidden)
         self.messages = nn.ModuleList(nn.Linear(hidden + BOND_DIM, hidden) for _ in range(depth))
@@ -35,8 +37,14 @@ class MessagePassing(nn.Module):
         self.act = activation(act)
         self.readout = readout
         self.gate = nn.Linear(hidden, 1) if readout == "attention" else None
+        # `bits` > 0: the Morgan fingerprint, through a layer of its own, joins the pooled atoms before the
+        # head (as chemprop's extra features do): substructure counts a few rounds of messages blur
+        self.fingerprint = (
+            nn.Sequential(nn.Linear(bits, hidden), activation(act), nn.Dropout(dropout)) if bits else None
+        )
+        width = 2 * hidden if bits else hidden
         self.head = nn.Sequential(
-            nn.Linear(hidden, hidden), activation(act), nn.Dropout(dropout), nn.Linear(hidden, tasks)
+            nn.Linear(width, hidden), activation(act), nn.Dropout(dropout), nn.Linear(hidden, tasks)
         )
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -46,7 +54,10 @@ class MessagePassing(nn.Module):
             sent = self.act(message(torch.cat([h[source], batch["bonds"]], dim=1)))
             received = h.new_zeros(h.shape).index_add_(0, target, sent)
             h = norm(h + update(torch.cat([h, received], dim=1)))
-        return self.head(self.pool(h, batch["graph"], len(batch["target"])))
+        pooled = self.pool(h, batch["graph"], len(batch["target"]))
+        if self.fingerprint is not None:
+            pooled = torch.cat([pooled, self.fingerprint(batch["fingerprint"])], dim=1)
+        return self.head(pooled)
 
     def pool(self, h: torch.Tensor, graph: torch.Tensor, count: int) -> torch.Tensor:
         if self.readout == "sum":
@@ -80,4 +91,5 @@ class FingerprintMLP(nn.Module):
 def build(name: str, tasks: int, bits: int, m: dict) -> nn.Module:
     if name == "fingerprint_mlp":
         return FingerprintMLP(bits, tasks, m["hidden"], m["depth"], m["activation"], m["dropout"])
-    return MessagePassing(tasks, m["hidden"], m["depth"], m["readout"], m["activation"], m["dropout"])
+    extra = bits if m["fingerprint"] else 0
+    return MessagePassing(tasks, m["hidden"], m["depth"], m["readout"], m["activation"], m["dropout"], extra)
