@@ -27,7 +27,12 @@ FAST = {
     "medical-imaging": ["train.epochs=1"],
     "vision-face": ["train.epochs=1"],
     "drug-property": ["train.epochs=1"],
-    "nlp-chat": ["train.epochs=1", "train.max_steps=30", "generate.max_new_tokens=24"],
+    "nlp-chat": [
+        "train.epochs=1",
+        "train.max_steps=30",
+        "data.max_val_examples=16",
+        "generate.max_new_tokens=24",
+    ],
     "toy-points": ["train.epochs=3"],
 }
 PLUGIN = "toy-points"
