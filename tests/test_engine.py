@@ -149,3 +149,32 @@ def test_exploding_net_is_flagged_in_metrics(tmp_path):
             p.mul_(300)
     _, rows = _fit(tmp_path, model, "train.epochs=1", "grad_monitor.explode=10")
     assert any("exploding gradients" in w for w in rows[0]["grad_warnings"])
+
+
+def test_checkpoint_writer_keeps_order_and_raises_a_failed_write_on_the_training_thread(tmp_path):
+    """Checkpoints are written in the background, in order, from a copy taken at the check: training
+    may change the weights meanwhile, and a write that fails (full disk) stops training at the next
+    check or at the end instead of passing silently."""
+    from dlkit.engine import checkpoint
+
+    model = nn.Linear(4, 2)
+    writer = checkpoint.Writer()
+    path = tmp_path / "last.safetensors"
+    for value in (1.0, 2.0):
+        with torch.no_grad():
+            model.weight.fill_(value)
+        tensors, meta = checkpoint.snapshot(model, {"step": int(value)})
+        with torch.no_grad():
+            model.weight.fill_(-9.0)  # a later step: not in the checkpoint
+        writer.submit(lambda t=tensors, m=meta: checkpoint.write(path, t, m))
+    writer.wait()
+    meta, tensors = checkpoint.read(path)
+    assert meta["step"] == 2 and torch.equal(tensors["model.weight"], torch.full((2, 4), 2.0))
+
+    def full_disk():
+        raise OSError(28, "No space left on device")
+
+    writer.submit(full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        writer.wait()
+    writer.wait()  # raised once

@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -42,6 +44,11 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def save(path: Path, model: torch.nn.Module, meta: dict, optimizer=None, extra: dict | None = None) -> None:
     """Write weights (+ optimizer state and extra tensors) with `meta` as JSON, atomically."""
+    write(path, *snapshot(model, meta, optimizer, extra))
+
+
+def snapshot(model: torch.nn.Module, meta: dict, optimizer=None, extra: dict | None = None) -> tuple:
+    """(tensors, metadata JSON) of a checkpoint: copies, so training may go on while they are written."""
     tensors = {f"model.{k}": _tensor(v) for k, v in model.state_dict().items()}
     meta = dict(meta)
     if optimizer is not None:
@@ -56,10 +63,46 @@ def save(path: Path, model: torch.nn.Module, meta: dict, optimizer=None, extra: 
         meta["optimizer"] = {"param_groups": sd["param_groups"], "plain": plain}
     for k, v in (extra or {}).items():
         tensors[k] = _tensor(v)
+    return tensors, json.dumps(meta)
+
+
+def write(path: Path, tensors: dict[str, torch.Tensor], meta_json: str) -> None:
+    """A `snapshot` to `path`, its checksum added, atomically (complete or absent) and durably."""
+    meta = json.loads(meta_json)
     meta["sha256"] = digest(tensors)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(tensors, str(tmp), metadata={"dlkit": json.dumps(meta)})
     _sync_and_replace(tmp, path)
+
+
+class Writer:
+    """Checkpoint writes in a background thread, one at a time and in order, so hashing, writing and
+    fsync overlap with the next training steps (the state is copied on the caller's thread first, by
+    `snapshot`). `wait()` returns once everything handed over is on disk, and raises a failed write's
+    error; a new write waits for the previous one. A kill mid-write leaves the previous checkpoint, whole."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(job,), name="dlkit-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # raised on the training thread by the next wait()
+            self._error = exc
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def copy(src: Path, dest: Path) -> None:

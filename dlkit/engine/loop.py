@@ -9,6 +9,7 @@ within an epoch records how many batches were done, and a resume skips them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -90,6 +91,7 @@ class TrainState:
     epoch: int = 0  # the next epoch to run (0-based)
     step: int = 0  # optimizer steps taken
     params: list[torch.Tensor] = field(default_factory=list)
+    writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)  # checkpoints, in the background
 
 
 def _l1_penalty(params: list[torch.Tensor]) -> torch.Tensor:
@@ -254,9 +256,15 @@ def save_checkpoint(
     rng_meta, rng_tensors = rng.capture()
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / "last.safetensors"
-    checkpoint.save(last, state.model, {**meta, "rng": rng_meta}, state.optimizer, rng_tensors)
-    if improved:
-        checkpoint.copy(last, ckpt_dir / "best.safetensors")
+    meta["rng"] = rng_meta
+    tensors, meta_json = checkpoint.snapshot(state.model, meta, state.optimizer, rng_tensors)
+
+    def write() -> None:
+        checkpoint.write(last, tensors, meta_json)
+        if improved:
+            checkpoint.copy(last, ckpt_dir / "best.safetensors")
+
+    state.writer.submit(write)
 
 
 def load_checkpoint(state: TrainState, run_dir: Path) -> int:
@@ -336,7 +344,7 @@ def fit(
     seen = batches  # batches done in the current epoch
     started = time.perf_counter()
     done = state.stopper.should_stop(state.step) or _capped(state, train)
-    with TrainProgress(train["epochs"], batches, monitor, enabled=main) as progress:
+    with TrainProgress(train["epochs"], batches, monitor, enabled=main) as progress, _flushed(state.writer):
         while state.epoch < train["epochs"] and not done:
             check_start = time.perf_counter()
             for train_loss, seen in train_epoch(state, step, loader, cfg, progress, skip):
@@ -373,6 +381,20 @@ def fit(
         seconds=time.perf_counter() - started,
         steps=state.step,
     )
+
+
+@contextlib.contextmanager
+def _flushed(writer: checkpoint.Writer) -> Iterator[None]:
+    """Every checkpoint handed to `writer` is on disk when training ends, however it ends."""
+    try:
+        yield
+    except BaseException:
+        try:
+            writer.wait()
+        except Exception as exc:  # the error in flight matters more; still say the write failed
+            console.warn(f"a checkpoint write failed too: {exc}")
+        raise
+    writer.wait()
 
 
 def _epochs(whole: int, part: float) -> float:
