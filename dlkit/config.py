@@ -57,6 +57,16 @@ def opt(
 Schema = dict  # nested: str -> Option | Schema
 
 
+def scratch_or_finetune_lr(scratch: str, scratch_lr: float, finetune_lr: float) -> dict:
+    """The `train.lr` option of a recipe whose model is trained from scratch (`scratch`) or fine-tuned
+    from a checkpoint: null = the rate for either, resolved by the recipe's `resolve_config`."""
+    return opt(
+        None,
+        f"peak learning rate; null = {scratch_lr} for {scratch}, {finetune_lr} to fine-tune a checkpoint",
+        type=float,
+    )
+
+
 def merge_schema(base: Schema, changes: dict, prefix: str = "") -> Schema:
     """Apply a recipe's defaults: an Option adds or replaces a key, a plain value changes a default."""
     out = copy.copy(base)

@@ -1,4 +1,5 @@
-"""The training loop: `fit` over a small `TrainState`, one `train_one_epoch`, save and load.
+"""The training loop: `fit` over a small `TrainState`, one `train_one_epoch`, and the checks (saving.py writes
+and restores the checkpoints).
 
 The loop reads the loss back to the host only every `train.log_every` steps and at each validation
 check, so the device is never stalled by logging. A check comes every `train.val_every` optimizer
@@ -9,8 +10,6 @@ within an epoch records how many batches were done, and a resume skips them.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -21,14 +20,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from dlkit import console
-from dlkit.atomic import atomic_write_text
-from dlkit.engine import budget, checkpoint, distributed, rng
+from dlkit.engine import budget, checkpoint, distributed
 from dlkit.engine.device import amp_dtype, autocast, channels_last, has_conv, move, pick_device
 from dlkit.engine.grad_monitor import GradientMonitor
 from dlkit.engine.inference import evaluate
 from dlkit.engine.loaders import make_loader
 from dlkit.engine.optim import build_optimizer, build_scheduler
 from dlkit.engine.progress import TrainProgress
+from dlkit.engine.saving import flushed, load_checkpoint, save_checkpoint
 from dlkit.errors import JobError
 
 Step = Callable[[torch.nn.Module, dict, str], dict]
@@ -228,88 +227,6 @@ def _mean_loss(loss_sum: torch.Tensor, count: int, state: TrainState) -> float:
     return mean
 
 
-def save_checkpoint(
-    state: TrainState,
-    run_dir: Path,
-    record: dict,
-    monitor: str,
-    value: float,
-    improved: bool,
-    batch: int,
-    batches: int,
-):
-    """Log the check, then write `last` (and `best`) atomically; a resume trims log lines past `last`.
-    `batch` of `batches` in the current epoch are done (all of them at an epoch's end)."""
-    with open(run_dir / "metrics.jsonl", "a") as fh:
-        fh.write(json.dumps(record) + "\n")
-    meta = {
-        "epoch": state.epoch,
-        "batch": batch,
-        "batches": batches,
-        "step": state.step,
-        "scheduler": state.scheduler.state_dict(),
-        "early_stopping": state.stopper.state(),
-        "monitor": monitor,
-        "value": value,
-        "scaler": state.scaler.state_dict() if state.scaler is not None else None,
-    }
-    rng_meta, rng_tensors = rng.capture()
-    ckpt_dir = run_dir / "checkpoints"
-    last = ckpt_dir / "last.safetensors"
-    meta["rng"] = rng_meta
-    tensors, meta_json = checkpoint.snapshot(state.model, meta, state.optimizer, rng_tensors)
-
-    def write() -> None:
-        checkpoint.write(last, tensors, meta_json)
-        if improved:
-            checkpoint.copy(last, ckpt_dir / "best.safetensors")
-
-    state.writer.submit(write)
-
-
-def load_checkpoint(state: TrainState, run_dir: Path) -> int:
-    """Restore a run's `last` checkpoint into `state` (weights, optimizer, schedule, RNG, early
-    stopping); the batches of the current epoch already done (0 when the checkpoint ended an epoch)."""
-    ckpt_dir = run_dir / "checkpoints"
-    if distributed.is_main():
-        # left by a kill in the middle of a write: ours (.NAME.tmp-PID) and safetensors' own (.tmpXXXXXX)
-        for stale in ckpt_dir.glob(".*tmp*"):
-            stale.unlink()
-    # a damaged `last` (a disk fault, not a kill: writes are atomic) falls back to `best`
-    _, meta, rest = checkpoint.load_full(
-        [ckpt_dir / "last.safetensors", ckpt_dir / "best.safetensors"], state.model, state.optimizer
-    )
-    state.scheduler.load_state_dict(meta["scheduler"])
-    state.stopper.load(meta["early_stopping"])
-    if state.scaler is not None and meta.get("scaler"):
-        state.scaler.load_state_dict(meta["scaler"])
-    rng.restore(meta["rng"], rest)
-    batch = meta.get("batch", 0)
-    within = 0 < batch < meta.get("batches", 0)
-    state.epoch, state.step = meta["epoch"] + (0 if within else 1), meta["step"]
-    if distributed.is_main():
-        _truncate_log(run_dir / "metrics.jsonl", state.step)
-    distributed.barrier()
-    where = f"{batch} batches into epoch {state.epoch + 1}" if within else f"after epoch {state.epoch}"
-    console.info(f"resuming {where} (step {state.step})")
-    return batch if within else 0
-
-
-def _truncate_log(log_path: Path, last_step: int) -> None:
-    """On resume keep only complete lines for the checks the checkpoint covers (up to its step)."""
-    if not log_path.exists():
-        return
-    kept = []
-    for line in log_path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if record.get("step", 0) <= last_step:
-            kept.append(line)
-    atomic_write_text(log_path, "".join(f"{line}\n" for line in kept))
-
-
 def fit(
     model: torch.nn.Module,
     step: Step,
@@ -344,7 +261,7 @@ def fit(
     seen = batches  # batches done in the current epoch
     started = time.perf_counter()
     done = state.stopper.should_stop(state.step) or _capped(state, train)
-    with TrainProgress(train["epochs"], batches, monitor, enabled=main) as progress, _flushed(state.writer):
+    with TrainProgress(train["epochs"], batches, monitor, enabled=main) as progress, flushed(state.writer):
         while state.epoch < train["epochs"] and not done:
             check_start = time.perf_counter()
             for train_loss, seen in train_epoch(state, step, loader, cfg, progress, skip):
@@ -381,20 +298,6 @@ def fit(
         seconds=time.perf_counter() - started,
         steps=state.step,
     )
-
-
-@contextlib.contextmanager
-def _flushed(writer: checkpoint.Writer) -> Iterator[None]:
-    """Every checkpoint handed to `writer` is on disk when training ends, however it ends."""
-    try:
-        yield
-    except BaseException:
-        try:
-            writer.wait()
-        except Exception as exc:  # the error in flight matters more; still say the write failed
-            console.warn(f"a checkpoint write failed too: {exc}")
-        raise
-    writer.wait()
 
 
 def _epochs(whole: int, part: float) -> float:

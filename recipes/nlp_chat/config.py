@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dlkit_recipes.nlp_translation.config import BLEU_TOKENIZERS
 
-from dlkit.config import opt
+from dlkit.config import opt, scratch_or_finetune_lr
 
 SCRATCH = "gpt-scratch"
 SCRATCH_LR, FINETUNE_LR = 1e-3, 5e-5
@@ -88,12 +88,7 @@ def recipe_config() -> dict:
             "min_steps": 600,
             "warmup": 0.1,
             "patience": 8,
-            "lr": opt(
-                None,
-                f"peak learning rate; null = {SCRATCH_LR} for {SCRATCH}, {FINETUNE_LR} to fine-tune a "
-                "checkpoint",
-                type=float,
-            ),
+            "lr": scratch_or_finetune_lr(SCRATCH, SCRATCH_LR, FINETUNE_LR),
         },
         "generate": {
             "strategy": opt(

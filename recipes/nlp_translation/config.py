@@ -4,7 +4,7 @@ torch; `Recipe.config()` returns it. Constants it shares with the heavy modules 
 
 from __future__ import annotations
 
-from dlkit.config import opt
+from dlkit.config import opt, scratch_or_finetune_lr
 
 BLEU_TOKENIZERS = ("13a", "intl", "zh", "char", "none")
 DRAFTS = ("none", "words", "memory", "both")
@@ -80,12 +80,7 @@ def recipe_config() -> dict:
             "min_steps": 2000,
             "warmup": 0.1,
             "patience": 10,
-            "lr": opt(
-                None,
-                f"peak learning rate; null = {SCRATCH_LR} for {SCRATCH}, {FINETUNE_LR} to fine-tune a "
-                "checkpoint",
-                type=float,
-            ),
+            "lr": scratch_or_finetune_lr(SCRATCH, SCRATCH_LR, FINETUNE_LR),
         },
         "generate": {
             "num_beams": opt(4, "beam width for the final evaluation and predict (1 = greedy)"),
