@@ -147,6 +147,34 @@ def test_evaluate_rescores_the_forest_from_the_state(run):
     assert forest == pytest.approx(result["baselines"]["fingerprint_forest"]["score"], abs=1e-6)
 
 
+def test_the_blend_weight_is_fitted_on_validation_and_kept_for_evaluate(run):
+    out, result = run
+    blend = json.loads((out / "eval.json").read_text())["details"]["blend"]
+    assert 0 <= blend["gnn_weight"] <= 1
+    assert blend["val_score"] >= max(blend["val_gnn"], blend["val_mlp"])  # the grid holds both ends
+    console.set_quiet(True)
+    try:
+        again = jobs.evaluate(out)
+    finally:
+        console.set_quiet(False)
+    assert again["metrics"]["score"] == pytest.approx(result["metrics"]["score"], abs=1e-6)
+
+
+def test_a_blend_trains_each_member_on_its_own_loss_and_mixes_predictions():
+    recipe = _recipe()
+    recipe.setup({"tasks": [{"name": "y", "kind": "regression", "scale_mean": 0.0, "scale_std": 1.0}]}, True)
+    recipe.gnn_weight = 0.25
+    raw = torch.tensor([[[1.0], [2.0]], [[3.0], [6.0]]], requires_grad=True)  # (members, molecules, tasks)
+
+    class Fixed(torch.nn.Module):
+        def forward(self, batch):
+            return raw
+
+    out = recipe.step(Fixed(), {"target": torch.tensor([[1.0], [2.0]])}, "train")
+    assert out["loss"].item() == pytest.approx(0 + (4 + 16) / 2)  # the GNN's loss plus the MLP's
+    assert out["preds"].squeeze(1).tolist() == pytest.approx([0.25 * 1 + 0.75 * 3, 0.25 * 2 + 0.75 * 6])
+
+
 def test_sdf_data_and_sdf_inputs(cli, run, small, tmp_path):
     from rdkit import Chem
 

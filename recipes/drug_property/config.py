@@ -63,6 +63,12 @@ def recipe_config() -> dict:
                 "gnn: the Morgan fingerprint (features.*), through a layer of its own, joins the pooled "
                 "atoms before the head",
             ),
+            "blend": opt(
+                True,
+                "gnn: a fingerprint MLP is trained beside the GNN, each on its own loss, and their "
+                "predictions are mixed with a weight fitted on validation (0 = the MLP's alone, 1 = the "
+                "GNN's alone; it is in eval.json)",
+            ),
             "dropout": 0.1,
         },
         "loss": {

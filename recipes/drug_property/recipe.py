@@ -45,6 +45,7 @@ class DrugProperty(Recipe):
         super().__init__(cfg)
         self.kinds: torch.Tensor | None = None
         self.scale: torch.Tensor | None = None
+        self.gnn_weight = 0.5  # a Blend's mix (model.blend): fitted on validation after training
 
     # --- data ------------------------------------------------------------------------------------------
     def load_data(self, path: Path, state: dict | None = None, evaluate_all: bool = False) -> RecipeData:
@@ -140,6 +141,7 @@ class DrugProperty(Recipe):
         tasks = state["tasks"]
         self.kinds = torch.tensor([t["kind"] == "classification" for t in tasks])
         self.scale = torch.tensor([[t["scale_mean"] for t in tasks], [t["scale_std"] for t in tasks]])
+        self.gnn_weight = state.get("blend", {}).get("gnn_weight", 0.5)
 
     def build_model(self, state: dict) -> nn.Module:
         return build(
@@ -154,11 +156,21 @@ class DrugProperty(Recipe):
         binary, scale = self.kinds.to(raw.device), self.scale.to(raw.device)
         return torch.where(binary, raw.sigmoid(), raw * scale[1] + scale[0])
 
-    def step(self, model: nn.Module, batch: dict, stage: str) -> dict:
+    def _members(self, model: nn.Module, batch: dict) -> torch.Tensor:
+        """Raw outputs as (members, molecules, tasks): a Blend's two, or one model's one."""
+        raw = model(batch).float()
+        return raw if raw.dim() == 3 else raw.unsqueeze(0)
+
+    def _mix(self, outputs: torch.Tensor, gnn_weight: float | None = None) -> torch.Tensor:
+        """One prediction from the members' outputs (in the targets' units): a Blend's weighted mean."""
+        if len(outputs) == 1:
+            return outputs[0]
+        w = self.gnn_weight if gnn_weight is None else gnn_weight
+        return w * outputs[0] + (1 - w) * outputs[1]
+
+    def _loss(self, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Masked multi-task loss: each task's mean over the molecules that have its value, averaged over
         the tasks present in the batch (a missing value adds nothing and takes no gradient)."""
-        raw = model(batch).float()
-        target = batch["target"]
         binary, scale = self.kinds.to(raw.device), self.scale.to(raw.device)
         seen = ~torch.isnan(target)
         z = torch.where(binary, torch.nan_to_num(target), (torch.nan_to_num(target) - scale[0]) / scale[1])
@@ -170,8 +182,14 @@ class DrugProperty(Recipe):
         )
         per_task = (each * seen).sum(0) / seen.sum(0).clamp(min=1)
         present = seen.any(0)
-        loss = per_task[present].mean() if present.any() else raw.sum() * 0
-        return {"loss": loss, "preds": self._outputs(raw.detach()), "target": target}
+        return per_task[present].mean() if present.any() else raw.sum() * 0
+
+    def step(self, model: nn.Module, batch: dict, stage: str) -> dict:
+        """The masked loss of each member (a Blend's two are summed: each learns on its own) and the mixed
+        prediction."""
+        raw, target = self._members(model, batch), batch["target"]
+        loss = sum(self._loss(member, target) for member in raw)
+        return {"loss": loss, "preds": self._mix(self._outputs(raw.detach())), "target": target}
 
     def metrics(self, state: dict) -> dict:
         from dlkit_recipes.drug_property.metrics import task_metrics
@@ -196,6 +214,7 @@ class DrugProperty(Recipe):
             "scaffolds": state["scaffolds"],
             "largest_scaffold_share": state["largest_scaffold_share"],
             "score": "mean over tasks of AUROC (classification) and R2 (regression)",
+            **({"blend": state["blend"]} if "blend" in state else {}),
         }
 
     # --- predict ---------------------------------------------------------------------------------------
@@ -204,7 +223,31 @@ class DrugProperty(Recipe):
         return pred.read_inputs(inputs, state, self.cfg)
 
     def predict_step(self, model: nn.Module, batch: dict) -> dict:
-        return {"preds": self._outputs(model(batch).float())}
+        outputs = self._outputs(self._members(model, batch))
+        return {"preds": self._mix(outputs), "members": outputs.transpose(0, 1)}
+
+    def calibrate(self, ids: list, outputs: dict, data: RecipeData) -> dict:
+        """A Blend's weight: the mix of the GNN's and the fingerprint MLP's validation predictions with
+        the best validation score, on a grid of 21 weights (ties go to the GNN)."""
+        members = outputs["members"]  # (molecules, members, tasks)
+        if members.shape[1] == 1:
+            return {}
+        where = {id_: i for i, id_ in enumerate(data.val.ids)}
+        target = data.val.targets[[where[i] for i in ids]]
+        scores = {}
+        for w in torch.linspace(1, 0, 21).tolist():
+            metric = self.metrics(data.state)["score"]
+            metric.update(self._mix(members.transpose(0, 1), w), target)
+            scores[round(w, 2)] = float(metric.compute())
+        best = max(scores, key=lambda w: (np.nan_to_num(scores[w], nan=-np.inf), w))
+        self.gnn_weight = best
+        blend = {
+            "gnn_weight": best,
+            "val_score": scores[best],
+            "val_gnn": scores[1.0],
+            "val_mlp": scores[0.0],
+        }
+        return {"blend": blend}
 
     def to_records(self, ids: list, outputs: dict, state: dict) -> list[dict]:
         return pred.to_records(ids, outputs["preds"], state)
