@@ -122,7 +122,7 @@ def train(data: Path, out: Path, steps: int, limit_mb: float | None) -> dict:
     wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        tail = out.with_suffix(".err").read_text(errors="replace").strip().splitlines()[-5:]
+        tail = out.with_suffix(".err").read_text(errors="replace").strip().splitlines()[-12:]
         return {"ok": False, "exit": code, "wall_s": round(wall, 1), "error": " | ".join(tail)}
     stdout = out.with_suffix(".out").read_text()
     result = json.loads(stdout)
@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="training steps of each run")
     parser.add_argument("--quick", action="store_true", help="400 MB table, 100 steps (a few minutes)")
     parser.add_argument("--tmp", default=None, help="folder for the tables and runs (default: system temp)")
+    parser.add_argument("--keep", action="store_true", help="keep the tables, runs and logs (says where)")
     args = parser.parse_args()
     if args.quick:
         args.size_mb, args.steps, args.small_mb = 400, 100, 50
@@ -168,7 +169,10 @@ def main() -> None:
             rows.append((name, data, limit, train(data, folder / name.replace(" ", "_"), args.steps, limit)))
         print_table(rows, small_rows, big_rows)
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def print_table(rows: list, small_rows: int, big_rows: int) -> None:

@@ -91,7 +91,8 @@ def predict_chunks(
     )  # keys returned as one tensor per batch (joined); lists are extended as they are
     done = 0
     for batch in loader:
-        ids.extend(batch.pop("id"))
+        batch_ids = batch.pop("id")  # a tensor of ids becomes Python numbers (a 0-d tensor each: ~500 B)
+        ids.extend(batch_ids.tolist() if isinstance(batch_ids, torch.Tensor) else batch_ids)
         with autocast(device, dtype):
             out = predict_step(model, move(batch, device, channels_last))
         for k, v in out.items():

@@ -8,6 +8,7 @@ from dlkit.config import opt
 from dlkit.data.clean_options import CLEAN_OPTIONS
 
 LOSSES = ("cross_entropy", "focal")
+STREAM_BINS = 2**15 + 1  # score bins of the ranking metrics on streamed tables (binned.py)
 ENSEMBLE, ENSEMBLE_ROWS = 5, 2000  # model.ensemble=auto: members below this many training rows
 
 

@@ -13,7 +13,7 @@ from dlkit_recipes.tabular_fraud import baselines as base
 from dlkit_recipes.tabular_fraud import predict as pred
 from dlkit_recipes.tabular_fraud import stream
 from dlkit_recipes.tabular_fraud.checks import check_tables
-from dlkit_recipes.tabular_fraud.config import ENSEMBLE, ENSEMBLE_ROWS, LOSSES, recipe_config
+from dlkit_recipes.tabular_fraud.config import ENSEMBLE, ENSEMBLE_ROWS, LOSSES, STREAM_BINS, recipe_config
 from dlkit_recipes.tabular_fraud.data import TableSet, encode_labels, read_labelled, sources, split_rows
 from dlkit_recipes.tabular_fraud.model import FraudMLP, SeedEnsemble
 from dlkit_recipes.tabular_fraud.threshold import choose_threshold
@@ -214,7 +214,7 @@ class TabularFraud(Recipe):
     def metrics(self, state: dict) -> dict:
         from dlkit_recipes.tabular_fraud.metrics import fraud_metrics
 
-        return fraud_metrics(self._threshold(state))
+        return fraud_metrics(self._threshold(state), binned="stream" in state)
 
     def calibrate(self, ids: list, outputs: dict, data: RecipeData) -> dict:
         """Pick the decision threshold on the validation split's scores (threshold.rule). Labels are
@@ -246,7 +246,7 @@ class TabularFraud(Recipe):
             "threshold_source": "predict.threshold" if override else "chosen on validation",
             "threshold_choice": state.get("threshold_choice"),
             "fraud_in_test": int(data.test.labels.sum()),
-            **({"streamed": state["stream"]} if "stream" in state else {}),
+            **({"streamed": {**state["stream"], "score_bins": STREAM_BINS}} if "stream" in state else {}),
         }
 
     # --- predict -------------------------------------------------------------------------------------
