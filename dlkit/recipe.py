@@ -82,10 +82,16 @@ class Recipe(ABC):
     # Example `dlkit predict` inputs (relative to the project root, or absolute): the demo in README and
     # the every-recipe test predict on these from the run alone.
     sample_inputs: ClassVar[tuple[str, ...]] = ()
-    # The validation metric that picks the best checkpoint. A class default; an instance may set its
-    # own in __init__ from the config (the core always reads it from the instance).
+    # The validation metric that picks the best checkpoint (unless `select` says otherwise) and that the
+    # verdict compares with the baselines. A class default; an instance may set its own in __init__ from
+    # the config (the core always reads it from the instance).
     monitor: str = "accuracy"
     monitor_mode: str = "max"
+    # What picks the best checkpoint and stops training early when it is not `monitor`: "loss" (the mean
+    # validation loss, lower is better) or another validation metric. The verdict, eval.json and `dlkit
+    # tune` stay on `monitor`.
+    select: str | None = None
+    select_mode: str = "min"
     # Config keys (exact, or prefixes ending in ".") that `evaluate`/`predict` may change besides the
     # shared inference-safe ones (device, data.batch_size, data.num_workers, train.amp, predict.*,
     # generate.*): e.g. a decision threshold. Every other key would change the fitted model.

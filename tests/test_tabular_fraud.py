@@ -88,6 +88,17 @@ def test_sample_data_auprc_beats_prevalence_and_logistic_regression(sample_run):
     assert "logreg" not in json.dumps(saved)
 
 
+def test_the_best_checkpoint_is_the_lowest_validation_loss_and_the_verdict_stays_on_auprc(sample_run):
+    run, result = sample_run
+    checks = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    checks = [c for c in checks if "val_loss" in c]
+    lowest = min(checks, key=lambda c: c["val_loss"])
+    assert result["best_epoch"] == lowest["epoch"]
+    assert max(c["val_average_precision"] for c in checks) > 0  # AUPRC is still measured at each check
+    report = json.loads((run / "eval.json").read_text())
+    assert report["monitor"] == "average_precision" and report["strongest_baseline"] in report["baselines"]
+
+
 def test_threshold_chosen_on_validation_is_stored_and_used(sample_run):
     run, result = sample_run
     state = _state(run)

@@ -42,6 +42,11 @@ class TabularFraud(Recipe):
     sample_inputs = ("sample_data/tabular_fraud/new_transactions.csv",)
     monitor = "average_precision"
     monitor_mode = "max"
+    # The best checkpoint and early stopping follow the validation loss (log loss, a proper scoring rule):
+    # on a small table's few dozen validation frauds AUPRC moves in steps and peaked within the first few
+    # epochs, before the model had settled. On bench/quality's four real tables (3 seeds) test AUPRC rose
+    # on biopsy (0.988 -> 0.991) and affairs (0.404 -> 0.411) and held on pima and breast-cancer.
+    select = "loss"
     inference_keys = ("data.encoding",)  # the threshold override is predict.threshold (shared predict.*)
 
     @classmethod
