@@ -12,6 +12,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("CI", "1")  # no live progress bars in tests
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers (`-n`): one intra-op thread each, in this process and every dlkit it starts, so
+    # two workers on two cores do not spin against each other (dlkit's `threads: auto` honours it).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_VISION = ROOT / "sample_data" / "vision_classification"
