@@ -9,7 +9,7 @@ small table (the in-memory path, no limit) gives the memory the whole table woul
 size, the limit, peak RSS of each run (the child's own ru_maxrss), wall time and training rows/s, and
 whether the big run streamed (its eval.json says so). The files are deleted afterwards.
 
-    python bench/stream_memory.py [--quick] [--size-mb 4000] [--limit-mb 1800] [--steps 200]
+    python bench/stream_memory.py [--quick] [--size-mb 4000] [--limit-mb 1800] [--steps 200] [--keep]
 
 The limit counts address space, not resident memory: torch, pandas and scikit-learn imports take ~0.8 GB
 of it (~0.6 GB resident), and Arrow's allocator would reserve ~1 GB more (the child runs with
@@ -36,7 +36,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 200_000
-# val and test: 2% each (>= 1.6M rows of a 4 GB table); their metrics keep every score, 12 bytes a row
+# val and test: 2% each (~1.5M rows each of a 4 GB table), read at every check, calibration and test
 HELD_OUT = 0.02
 CATEGORIES = {
     "merchant_category": [

@@ -6,6 +6,7 @@ in-memory fit on the same rows; a bad value in a late chunk is named before trai
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,25 @@ def test_a_bad_value_in_a_late_chunk_is_named_before_training(cli, table, tmp_pa
     res = cli("train", "tabular-fraud", "--data", bad, "--out", tmp_path / "run", *STREAM)
     expect_user_error(res, "column 'amount'", "row 2871", "'12 EUR'", "clean.types.amount=categorical")
     assert not (tmp_path / "run").exists()
+
+
+def test_check_streams_a_big_table_counting_every_row_and_naming_a_bad_value(cli, table, tmp_path):
+    res = cli("check", "tabular-fraud", "--data", table, "data.stream_above=0", "--json")
+    assert res.code == 0, res.err
+    found = {f["check"]: f for f in json.loads(res.out)["findings"]}
+    rows = len(pd.read_csv(table))
+    assert f"{rows:,} labelled rows" in found["streamed"]["message"]
+    counts = [int(n) for n in re.findall(r" (\d+) \(", found["class balance"]["message"])]
+    assert sum(counts) == rows  # exact, from the pass: not the sample's
+    assert {"column types", "missing values"} <= set(found)
+    frame = pd.read_csv(table)
+    frame["amount"] = frame["amount"].astype(object)
+    frame.loc[2870, "amount"] = "12 EUR"
+    frame.to_csv(tmp_path / "late_bad.csv", index=False)
+    res = cli("check", "tabular-fraud", "--data", tmp_path / "late_bad.csv", "data.stream_above=0", "--json")
+    assert res.code == 2
+    fatal = [f for f in json.loads(res.out)["findings"] if f["severity"] == "fatal"]
+    assert len(fatal) == 1 and "row 2871" in fatal[0]["message"] and "'12 EUR'" in fatal[0]["message"]
 
 
 def test_options_that_need_the_whole_table_are_refused_when_streaming(cli, table, tmp_path):

@@ -189,18 +189,27 @@ def split_leakage(
 
 def class_balance(labels: dict[str, pd.Series], minimum: int = 10) -> list[Finding]:
     """Rows per class in each split: a class absent from training is fatal, fewer than `minimum` a warning."""
-    classes = sorted({str(v) for s in labels.values() for v in s.dropna().unique()})
+    counts = {s: v.dropna().astype("str").value_counts().to_dict() for s, v in labels.items()}
+    return class_counts(counts, {s: len(v) for s, v in labels.items()}, minimum)
+
+
+def class_counts(
+    counts: dict[str, dict[str, int]], rows: dict[str, int] | None = None, minimum: int = 10
+) -> list[Finding]:
+    """`class_balance` from counts already taken (split -> class -> rows; `rows`: each split's rows, missing
+    labels included, default the sum), e.g. by a pass over a table too big to load."""
+    classes = sorted({str(c) for per_class in counts.values() for c in per_class})
     parts = []
     worst = "ok"
-    for split, values in labels.items():
-        counts = values.dropna().astype("str").value_counts()
+    for split, per_class in counts.items():
+        total = (rows or {}).get(split, sum(per_class.values()))
         parts.append(
             f"{split}: "
             + ", ".join(
-                f"{c} {int(counts.get(c, 0))} ({counts.get(c, 0) / max(1, len(values)):.1%})" for c in classes
+                f"{c} {int(per_class.get(c, 0))} ({per_class.get(c, 0) / max(1, total):.1%})" for c in classes
             )
         )
-        smallest = min(int(counts.get(c, 0)) for c in classes) if classes else 0
+        smallest = min(int(per_class.get(c, 0)) for c in classes) if classes else 0
         if smallest == 0 and split == "train":
             worst = "fatal"
         elif smallest < minimum and worst != "fatal":
