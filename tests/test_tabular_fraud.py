@@ -15,6 +15,7 @@ import torch
 from conftest import ROOT, expect_user_error, load_sample_generator, train_ok
 
 from dlkit import console, jobs
+from dlkit.report.shared import kept_step
 
 SAMPLE = ROOT / "sample_data" / "tabular_fraud" / "transactions.csv"
 NEW = SAMPLE.parent / "new_transactions.csv"
@@ -97,6 +98,9 @@ def test_the_best_checkpoint_is_the_lowest_validation_loss_and_the_verdict_stays
     assert max(c["val_average_precision"] for c in checks) > 0  # AUPRC is still measured at each check
     report = json.loads((run / "eval.json").read_text())
     assert report["monitor"] == "average_precision" and report["strongest_baseline"] in report["baselines"]
+    # the report page circles the check training kept, not the best AUPRC
+    kept = next(c for c in checks if c["epoch"] == result["best_epoch"])
+    assert kept_step(checks, "loss", "min") == kept["step"]
 
 
 def test_threshold_chosen_on_validation_is_stored_and_used(sample_run):

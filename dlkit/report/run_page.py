@@ -75,7 +75,9 @@ def build(
     sections = [
         shared.summary(run),
         shared.final_metrics(result),
-        shared.curves(checks, monitor, mode, folder),
+        shared.curves(
+            checks, monitor, mode, folder, (recipe.select, recipe.select_mode) if recipe.select else None
+        ),
         shared.gradients(checks, folder),
     ]
     sections += recipe_sections(run, recipe, data, folder, model)

@@ -79,8 +79,20 @@ def _series(checks: list[dict], key: str) -> tuple[list, list]:
     return xs, ys
 
 
-def curves(checks: list[dict], monitor: str, mode: str, folder: Path) -> Section:
-    """Loss, monitored metric and learning rate against optimizer steps."""
+def kept_step(checks: list[dict], key: str, mode: str) -> int | None:
+    """The step of the check training kept: the best validation `key` ("loss" or a metric) by `mode`."""
+    steps, values = _series(checks, f"val_{key}")
+    if not values:
+        return None
+    return steps[int(np.argmax(values) if mode == "max" else np.argmin(values))]
+
+
+def curves(
+    checks: list[dict], monitor: str, mode: str, folder: Path, select: tuple[str, str] | None = None
+) -> Section:
+    """Loss, monitored metric and learning rate against optimizer steps. The circled check is the one
+    training kept: the best monitored value, or the best `select` value ((key, mode), e.g. ("loss",
+    "min")) when the recipe picks its checkpoint by something else."""
     if not checks:
         return Section("Training curves", text=["metrics.jsonl has no validation checks yet."])
     fig, (a, b, c) = plots.figure(15, 4.2, 1, 3)
@@ -91,11 +103,11 @@ def curves(checks: list[dict], monitor: str, mode: str, folder: Path) -> Section
     a.legend()
     xs, ys = _series(checks, f"val_{monitor}")
     b.plot(xs, ys, marker="o", markersize=3, label=f"validation {monitor}", color=plots.PALETTE[2])
-    if ys:
-        best = int(np.argmax(ys) if mode == "max" else np.argmin(ys))
-        b.scatter(
-            [xs[best]], [ys[best]], s=90, facecolors="none", edgecolors="black", zorder=3, label="best check"
-        )
+    kept = kept_step(checks, *(select or (monitor, mode)))
+    if kept in xs:
+        best = xs.index(kept)
+        label = "best check" if select is None else f"kept check (best validation {select[0]})"
+        b.scatter([xs[best]], [ys[best]], s=90, facecolors="none", edgecolors="black", zorder=3, label=label)
     b.set(
         title=f"Monitored metric ({'higher' if mode == 'max' else 'lower'} is better)",
         xlabel="optimizer step",
